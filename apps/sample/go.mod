@@ -1,0 +1,3 @@
+module kubedrill.local/sample-app
+
+go 1.22

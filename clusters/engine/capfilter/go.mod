@@ -1,0 +1,3 @@
+module kubedrill.local/capfilter
+
+go 1.22

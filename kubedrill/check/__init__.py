@@ -1,0 +1,1 @@
+"""Checkers: pure functions from records and expectations to a Verdict. No I/O, no clocks."""

@@ -1,0 +1,432 @@
+"""The run configuration: one YAML file says what to rehearse, on which cluster, against which SLOs.
+
+A release gate must be reproducible from a file in version control, so everything a run needs is
+here: the cluster (a kind config kubedrill creates, or an existing kubeconfig/context with an
+explicit allowance for disruptive suites), the workloads, the SLOs and thresholds, and the suites.
+Command-line options override the file; `load_config(path, overrides)` merges both and validates
+the result, naming the offending field and the allowed values in every error, because a typo in a
+gate's config must stop the run before a cluster is created, not half an hour into it.
+
+Example (every key is optional)::
+
+    version: 1
+    cluster:
+      kind_config: three-node        # single | three-node | ha
+      k8s_version: v1.34.4           # default: K8S_VERSION in clusters/versions.env
+    workloads:
+      - name: web
+        spec: workloads/web.yaml     # a WorkloadSpec file, read by kubedrill.workload
+      - name: api
+        manifests: [deploy/api.yaml]
+        service: api
+        ports: [8080]
+        paths: [/healthz]
+        slo: {availability: 0.99}    # per-workload override of the global slo
+    slo:
+      availability: 0.999
+      max_failed_requests: 0
+      grace_budget_ratio: 0.8
+    suites: [smoke, drain, shutdown]
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+CONFIG_VERSION = 1
+KIND_CONFIGS: tuple[str, ...] = ("single", "three-node", "ha")
+SUITES: tuple[str, ...] = ("smoke", "etcd", "shutdown", "drain", "cluster-etcd", "upgrade")
+# Suites that change the state of the cluster they run on (nodes drained, etcd restored, nodes
+# upgraded). On an existing cluster they need `allow_disruptive_on: <context>`.
+DISRUPTIVE_SUITES: frozenset[str] = frozenset({"drain", "cluster-etcd", "upgrade"})
+
+
+def suite_dir(name: str) -> str:
+    """The folder under suites/ that holds a suite: config names use '-', Python packages '_'."""
+    return name.replace("-", "_")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; `problems` lists every field at fault, one per line."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f" in {source}" if source else ""
+        super().__init__(f"invalid kubedrill config{where}:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class SLOConfig:
+    """Thresholds the checkers judge against. Defaults are strict: a gate should be loosened on purpose."""
+
+    availability: float = 0.999  # fraction of requests that must succeed during a disruption
+    max_failed_requests: int = 0  # absolute cap on failed requests during a disruption
+    grace_budget_ratio: float = 0.8  # a pod must exit within this fraction of its grace period
+    max_lost_writes: int = 0  # acknowledged writes missing after a fault or a restore
+    max_unavailability_s: float = 10.0  # longest etcd write outage tolerated during a fault
+    max_election_s: float = 5.0  # longest etcd leader election tolerated
+    min_load_rps: float = 5.0  # below this the load is too thin for the verdict to mean anything
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where the suites run: a kind cluster kubedrill creates, or an existing cluster."""
+
+    kind_config: str | None = "single"  # None when an existing cluster is used
+    k8s_version: str | None = None  # None: the pinned default from clusters/versions.env
+    node_image: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    allow_disruptive_on: str | None = None  # the context name, spelled out, to allow disruption
+    keep: bool = False  # keep kind clusters after the run (debugging)
+
+    @property
+    def existing(self) -> bool:
+        return self.kubeconfig is not None
+
+    @property
+    def disruptive_allowed(self) -> bool:
+        """Disruptive suites may run: always on kind, on an existing cluster only when named."""
+        return not self.existing or self.allow_disruptive_on is not None
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """One application under test. `spec` points to a WorkloadSpec YAML read by kubedrill.workload;
+    the inline fields describe simple cases; `extra` carries any other keys through untouched."""
+
+    name: str
+    spec: str | None = None
+    manifests: tuple[str, ...] = ()
+    namespace: str | None = None
+    service: str | None = None
+    ports: tuple[int, ...] = ()
+    paths: tuple[str, ...] = ()
+    slo: SLOConfig = field(default_factory=SLOConfig)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run. Build with load_config(); `to_dict()` is what results.json records."""
+
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    workloads: tuple[WorkloadConfig, ...] = ()
+    slo: SLOConfig = field(default_factory=SLOConfig)
+    suites: tuple[str, ...] = SUITES
+    reports_dir: str = "reports"
+    seed: int = 1
+    load: Mapping[str, Any] = field(default_factory=dict)  # carried to kubedrill.load as is
+    source: str | None = None  # the file it came from, if any
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["workloads"] = [{**w, "extra": dict(w["extra"])} for w in d["workloads"]]
+        d["load"] = dict(self.load)
+        return d
+
+    def slo_for(self, workload: str | None) -> SLOConfig:
+        """The SLO a workload is judged by: its own override, else the global one."""
+        for w in self.workloads:
+            if w.name == workload:
+                return w.slo
+        return self.slo
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = None,
+                origins: Mapping[str, str] | None = None) -> RunConfig:
+    """Read `path` (None: defaults only), apply `overrides`, validate, and return a RunConfig.
+
+    `overrides` maps dotted field names to values, e.g. {"cluster.kind_config": "ha",
+    "slo.availability": 0.99, "suites": ["smoke"]}; None values are ignored so that unset
+    command-line options do not clobber the file. `origins` names where an override came from
+    (e.g. {"cluster.kind_config": "--cluster-config"}) so errors can point at the option.
+    Raises ConfigError listing every problem found.
+    """
+    raw: dict[str, Any] = {}
+    source = str(path) if path else None
+    if path:
+        p = Path(path).expanduser()
+        try:
+            text = p.read_text()
+        except OSError as exc:
+            raise ConfigError([f"cannot read config file: {exc.strerror or exc}"], source) from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"not valid YAML: {exc}"], source) from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"config: expected a mapping at the top level, got {_tname(loaded)}"], source)
+        raw = loaded
+    merged = apply_overrides(raw, overrides or {})
+    return validate(merged, source=source, origins=origins or {})
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """Parse `--kd-set key=value` items; values are YAML scalars or lists (`suites=[smoke,drain]`)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([f"--kd-set {item!r}: expected key=value, e.g. slo.availability=0.99"])
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+# Keys that select how the cluster is obtained; an override of one group drops the other group
+# from the file, so `--kubeconfig` on top of a file saying `kind_config: ha` means "use that cluster".
+_KIND_KEYS = ("kind_config", "node_image")
+_EXISTING_KEYS = ("kubeconfig", "context")
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of `raw` with dotted-key overrides applied (None values skipped)."""
+    out = copy.deepcopy(dict(raw))
+    live = {k: v for k, v in overrides.items() if v is not None}
+    cluster_keys = {k.split(".", 1)[1] for k in live if k.startswith("cluster.")}
+    if isinstance(out.get("cluster"), dict):
+        if cluster_keys & set(_EXISTING_KEYS) and not cluster_keys & set(_KIND_KEYS):
+            for k in _KIND_KEYS:
+                out["cluster"].pop(k, None)
+        if cluster_keys & set(_KIND_KEYS) and not cluster_keys & set(_EXISTING_KEYS):
+            for k in (*_EXISTING_KEYS, "allow_disruptive_on"):
+                out["cluster"].pop(k, None)
+    for key, value in live.items():
+        node: dict[str, Any] = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                node[part] = nxt
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+class _Problems:
+    """Collects problems so the user sees all of them at once, not one per run."""
+
+    def __init__(self, origins: Mapping[str, str]) -> None:
+        self.items: list[str] = []
+        self.origins = origins
+
+    def add(self, dotted: str, message: str) -> None:
+        origin = self.origins.get(dotted)
+        suffix = f" (from {origin})" if origin else ""
+        self.items.append(f"config.{dotted}: {message}{suffix}" if dotted else f"config: {message}{suffix}")
+
+
+def _tname(v: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
+        type(v), type(v).__name__)
+
+
+def _unknown_keys(p: _Problems, where: str, d: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for k in d:
+        if k not in allowed:
+            p.add(f"{where}.{k}" if where else str(k), f"unknown field; allowed: {', '.join(allowed)}")
+
+
+def _mapping(p: _Problems, where: str, v: Any) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        p.add(where, f"expected a mapping, got {_tname(v)}")
+        return {}
+    return v
+
+
+def _opt_str(p: _Problems, where: str, v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)  # `k8s_version: 1.34` is a YAML float; accept it as text
+    if not isinstance(v, str) or not v.strip():
+        p.add(where, f"expected a non-empty string, got {v!r}")
+        return None
+    return v
+
+
+def _str_list(p: _Problems, where: str, v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        p.add(where, f"expected a list of strings, got {v!r}")
+        return ()
+    return tuple(v)
+
+
+def _slo(p: _Problems, where: str, v: Any, base: SLOConfig) -> SLOConfig:
+    d = _mapping(p, where, v)
+    names = tuple(f.name for f in fields(SLOConfig))
+    _unknown_keys(p, where, d, names)
+    values: dict[str, Any] = {}
+    for f in fields(SLOConfig):
+        if f.name not in d:
+            continue
+        x = d[f.name]
+        dotted = f"{where}.{f.name}"
+        if f.type == "int":
+            if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+                p.add(dotted, f"expected a whole number >= 0, got {x!r}")
+                continue
+            values[f.name] = x
+        else:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+                p.add(dotted, f"expected a number >= 0, got {x!r}")
+                continue
+            if f.name in ("availability", "grace_budget_ratio") and not 0 < x <= 1:
+                p.add(dotted, f"expected a fraction in (0, 1], got {x!r} (e.g. 0.999 for 99.9%)")
+                continue
+            values[f.name] = float(x)
+    return SLOConfig(**{**asdict(base), **values})
+
+
+def _cluster(p: _Problems, v: Any) -> ClusterConfig:
+    d = _mapping(p, "cluster", v)
+    _unknown_keys(p, "cluster", d, tuple(f.name for f in fields(ClusterConfig)))
+    kubeconfig = _opt_str(p, "cluster.kubeconfig", d.get("kubeconfig"))
+    context = _opt_str(p, "cluster.context", d.get("context"))
+    allow = _opt_str(p, "cluster.allow_disruptive_on", d.get("allow_disruptive_on"))
+    kind_config = _opt_str(p, "cluster.kind_config", d.get("kind_config"))
+    node_image = _opt_str(p, "cluster.node_image", d.get("node_image"))
+    keep = d.get("keep", False)
+    if not isinstance(keep, bool):
+        p.add("cluster.keep", f"expected true or false, got {keep!r}")
+        keep = False
+    if kind_config is not None and kind_config not in KIND_CONFIGS:
+        p.add("cluster.kind_config", f"{kind_config!r} is not one of {', '.join(KIND_CONFIGS)}")
+    if kubeconfig is None:
+        for name, val in (("context", context), ("allow_disruptive_on", allow)):
+            if val is not None:
+                p.add(f"cluster.{name}", "only applies to an existing cluster; set cluster.kubeconfig too")
+        kind_config = kind_config or "single"
+    else:
+        if kind_config is not None or node_image is not None:
+            p.add("cluster", "set either kind_config/node_image (kubedrill creates a kind cluster) or "
+                  "kubeconfig/context (use an existing cluster), not both")
+        if allow is not None and context is not None and allow != context:
+            p.add("cluster.allow_disruptive_on",
+                  f"{allow!r} does not name the context in use ({context!r}); disruption is allowed only "
+                  "on the context spelled out here")
+        kind_config = None
+    return ClusterConfig(kind_config=kind_config, k8s_version=_opt_str(p, "cluster.k8s_version", d.get("k8s_version")),
+                         node_image=node_image, kubeconfig=kubeconfig, context=context,
+                         allow_disruptive_on=allow, keep=keep)
+
+
+_WORKLOAD_KEYS = ("name", "spec", "manifests", "namespace", "service", "ports", "paths", "slo")
+
+
+def _workloads(p: _Problems, v: Any, base_slo: SLOConfig) -> tuple[WorkloadConfig, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, (str, dict)):
+        v = [v]  # `workloads: path.yaml` or a single mapping
+    if not isinstance(v, list):
+        p.add("workloads", f"expected a list of workloads, got {_tname(v)}")
+        return ()
+    out: list[WorkloadConfig] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(v):
+        where = f"workloads[{i}]"
+        if isinstance(entry, str):
+            entry = {"spec": entry}
+        if not isinstance(entry, dict):
+            p.add(where, f"expected a mapping or a path to a workload spec, got {_tname(entry)}")
+            continue
+        spec = _opt_str(p, f"{where}.spec", entry.get("spec"))
+        manifests = _str_list(p, f"{where}.manifests", entry.get("manifests"))
+        if spec is None and not manifests:
+            p.add(where, "needs `spec` (a workload YAML) or `manifests` (Kubernetes manifests to apply)")
+        name = _opt_str(p, f"{where}.name", entry.get("name")) or (Path(spec).stem if spec else f"workload-{i}")
+        if name in seen:
+            p.add(f"{where}.name", f"{name!r} is used by another workload; names must be unique")
+        seen.add(name)
+        ports_raw = entry.get("ports", entry.get("port"))
+        if isinstance(ports_raw, int):
+            ports_raw = [ports_raw]
+        ports: tuple[int, ...] = ()
+        if ports_raw is not None:
+            if not isinstance(ports_raw, list) or not all(
+                    isinstance(x, int) and not isinstance(x, bool) and 0 < x < 65536 for x in ports_raw):
+                p.add(f"{where}.ports", f"expected a list of port numbers 1-65535, got {ports_raw!r}")
+            else:
+                ports = tuple(ports_raw)
+        extra = {k: val for k, val in entry.items() if k not in _WORKLOAD_KEYS and k != "port"}
+        out.append(WorkloadConfig(
+            name=name, spec=spec, manifests=manifests,
+            namespace=_opt_str(p, f"{where}.namespace", entry.get("namespace")),
+            service=_opt_str(p, f"{where}.service", entry.get("service")),
+            ports=ports, paths=_str_list(p, f"{where}.paths", entry.get("paths")),
+            slo=_slo(p, f"{where}.slo", entry.get("slo"), base_slo), extra=extra,
+        ))
+    return tuple(out)
+
+
+def _suites(p: _Problems, v: Any, cluster: ClusterConfig) -> tuple[str, ...]:
+    if v is None:
+        # On an existing cluster without an allowance the default leaves out what would disrupt it.
+        return SUITES if cluster.disruptive_allowed else tuple(s for s in SUITES if s not in DISRUPTIVE_SUITES)
+    if isinstance(v, str):
+        v = [s.strip() for s in v.split(",") if s.strip()]
+    if not isinstance(v, list) or not v:
+        p.add("suites", f"expected a non-empty list of suites from {', '.join(SUITES)}, got {v!r}")
+        return SUITES
+    out: list[str] = []
+    for s in v:
+        name = s.replace("_", "-") if isinstance(s, str) else s
+        if name not in SUITES:
+            p.add("suites", f"{s!r} is not one of {', '.join(SUITES)}")
+        elif name in DISRUPTIVE_SUITES and not cluster.disruptive_allowed:
+            p.add("suites", f"{name!r} disrupts the cluster it runs on; on an existing cluster set "
+                  f"cluster.allow_disruptive_on: {cluster.context or '<context name>'} to allow it")
+        elif name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+_TOP_KEYS = ("version", "cluster", "workloads", "slo", "suites", "reports_dir", "seed", "load")
+
+
+def validate(raw: Mapping[str, Any], source: str | None = None,
+             origins: Mapping[str, str] | None = None) -> RunConfig:
+    """Turn a raw mapping into a RunConfig or raise ConfigError naming every bad field."""
+    p = _Problems(origins or {})
+    _unknown_keys(p, "", raw, _TOP_KEYS)
+    version = raw.get("version", CONFIG_VERSION)
+    if version != CONFIG_VERSION:
+        p.add("version", f"{version!r} is not a supported config version; supported: {CONFIG_VERSION}")
+    cluster = _cluster(p, raw.get("cluster"))
+    slo = _slo(p, "slo", raw.get("slo"), SLOConfig())
+    workloads = _workloads(p, raw.get("workloads"), slo)
+    suites = _suites(p, raw.get("suites"), cluster)
+    reports_dir = _opt_str(p, "reports_dir", raw.get("reports_dir")) or "reports"
+    seed = raw.get("seed", 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        p.add("seed", f"expected a whole number, got {seed!r}")
+        seed = 1
+    load = _mapping(p, "load", raw.get("load"))
+    if p.items:
+        raise ConfigError(p.items, source)
+    return RunConfig(cluster=cluster, workloads=workloads, slo=slo, suites=suites, reports_dir=reports_dir,
+                     seed=seed, load=load, source=source)
