@@ -7,4 +7,6 @@ fixtures/ wires the engine (kubedrill/) into tests and owns lifetimes; suites/ o
 pytest_plugins = [
     "kubedrill.pytest_plugin",
     "fixtures.cluster",
+    "fixtures.workload",
+    "fixtures.etcd",
 ]

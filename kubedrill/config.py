@@ -79,7 +79,7 @@ class SLOConfig:
 class ClusterConfig:
     """Where the suites run: a kind cluster kubedrill creates, or an existing cluster."""
 
-    kind_config: str | None = "single"  # None when an existing cluster is used
+    kind_config: str | None = "three-node"  # None when an existing cluster is used
     k8s_version: str | None = None  # None: the pinned default from clusters/versions.env
     node_image: str | None = None
     kubeconfig: str | None = None
@@ -125,9 +125,13 @@ class RunConfig:
     seed: int = 1
     load: Mapping[str, Any] = field(default_factory=dict)  # carried to kubedrill.load as is
     source: str | None = None  # the file it came from, if any
+    # Dotted keys set by the file or an override (not defaulted), e.g. {"cluster.kind_config"}:
+    # lets the pytest plugin fill only the options the user actually chose.
+    explicit: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["explicit"] = sorted(self.explicit)
         d["workloads"] = [{**w, "extra": dict(w["extra"])} for w in d["workloads"]]
         d["load"] = dict(self.load)
         return d
@@ -319,7 +323,7 @@ def _cluster(p: _Problems, v: Any) -> ClusterConfig:
         for name, val in (("context", context), ("allow_disruptive_on", allow)):
             if val is not None:
                 p.add(f"cluster.{name}", "only applies to an existing cluster; set cluster.kubeconfig too")
-        kind_config = kind_config or "single"
+        kind_config = kind_config or ClusterConfig.kind_config
     else:
         if kind_config is not None or node_image is not None:
             p.add("cluster", "set either kind_config/node_image (kubedrill creates a kind cluster) or "
@@ -429,4 +433,15 @@ def validate(raw: Mapping[str, Any], source: str | None = None,
     if p.items:
         raise ConfigError(p.items, source)
     return RunConfig(cluster=cluster, workloads=workloads, slo=slo, suites=suites, reports_dir=reports_dir,
-                     seed=seed, load=load, source=source)
+                     seed=seed, load=load, source=source, explicit=frozenset(_dotted_keys(raw)))
+
+
+def _dotted_keys(raw: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """{'cluster': {'kind_config': 'ha'}, 'suites': [...]} -> ['cluster', 'cluster.kind_config', 'suites']."""
+    out: list[str] = []
+    for k, v in raw.items():
+        key = f"{prefix}{k}"
+        out.append(key)
+        if isinstance(v, dict) and key in ("cluster", "slo"):
+            out += _dotted_keys(v, key + ".")
+    return out

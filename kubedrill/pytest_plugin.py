@@ -2,6 +2,11 @@
 
 Every run writes reports/latest/{junit.xml,results.json,report.html} (and a timestamped copy),
 whatever the outcome, so a release gate always has something to read.
+
+For fixtures and suites: `kd_report` (the test's result), `kd_config` (the validated RunConfig),
+`kd_artifacts` (a folder kept and linked from the report only if the test fails),
+`add_session_note(config, note)` (a line in the report header, e.g. why the cluster is missing) and
+`add_run_meta(config, key, value)` (run metadata; keys ending in `_version` are component versions).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Generator
 
 import pytest
 
+from kubedrill.config import ConfigError, RunConfig, load_config, parse_set
 from kubedrill.report.model import TestResult
 
 RESULT_KEY = pytest.StashKey[TestResult]()
@@ -21,6 +27,8 @@ OUTCOME_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
 SESSION_RESULTS = pytest.StashKey[list[TestResult]]()
 SESSION_T0 = pytest.StashKey[float]()
 SESSION_NOTES = pytest.StashKey[list[str]]()
+SESSION_META = pytest.StashKey[dict[str, Any]]()
+KD_CONFIG = pytest.StashKey[RunConfig]()
 
 MARKERS = {
     "disruptive": "changes cluster state (drain, kill, restore); refused on an existing cluster unless allowed",
@@ -45,14 +53,77 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--workload", default=None, help="workload spec (YAML) to test instead of the bundled sample app")
     g.addoption("--reports-dir", default=os.environ.get("KUBEDRILL_REPORTS", "reports"), help="where reports/latest goes")
     g.addoption("--no-kd-reports", action="store_true", help="do not write reports/ (used by the project's meta-tests)")
+    g.addoption("--kd-set", action="append", default=[], metavar="KEY=VALUE",
+                help="override one config field, e.g. --kd-set slo.availability=0.99 (repeatable)")
+    g.addoption("--kd-progress", action="store_true",
+                help="print a timestamped line when each test starts and ends (kubedrill run sets it)")
 
 
+# Command-line options that override config fields (dotted key -> option dest).
+_CONFIG_OPTIONS = {
+    "cluster.kind_config": "cluster_config",
+    "cluster.k8s_version": "k8s_version",
+    "cluster.node_image": "node_image",
+    "cluster.kubeconfig": "kubeconfig",
+    "cluster.context": "context",
+    "cluster.allow_disruptive_on": "allow_disruptive_on",
+    "cluster.keep": "keep_cluster",
+}
+
+
+def _load_run_config(config: pytest.Config) -> RunConfig:
+    """The config file merged with command-line options; a bad config stops the run before any cluster."""
+    overrides: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for key, dest in _CONFIG_OPTIONS.items():
+        value = config.getoption(dest)
+        if value not in (None, False):
+            overrides[key] = value
+            origins[key] = "--" + dest.replace("_", "-")
+    workload = config.getoption("workload")
+    if workload:
+        overrides["workloads"] = [{"spec": workload}]
+        origins["workloads"] = "--workload"
+    try:
+        for key, value in parse_set(config.getoption("kd_set")).items():
+            overrides[key] = value
+            origins[key] = f"--kd-set {key}"
+        return load_config(config.getoption("kd_config"), overrides, origins)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+def _fill_options_from_config(config: pytest.Config, rc: RunConfig) -> None:
+    """Options left unset take the config file's values, so fixtures that read options (cluster,
+    workload) follow the file; an option given on the command line always wins."""
+    for key, dest in _CONFIG_OPTIONS.items():
+        if key not in rc.explicit or config.getoption(dest) not in (None, False):
+            continue
+        section, name = key.split(".")
+        setattr(config.option, dest, getattr(getattr(rc, section), name))
+    if "workloads" in rc.explicit and not config.getoption("workload") and len(rc.workloads) == 1 \
+            and rc.workloads[0].spec:
+        config.option.workload = rc.workloads[0].spec
+
+
+def _enable_pytest_html(config: pytest.Config, latest: Path) -> None:
+    """pytest-html's own page next to ours (secondary: report.html is the gate's report)."""
+    if config.pluginmanager.hasplugin("html") and hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+        config.option.htmlpath = str(latest / "pytest-html.html")
+        config.option.self_contained_html = True
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-html reads its htmlpath option
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
     config.stash[SESSION_RESULTS] = []
     config.stash[SESSION_T0] = time.time()
     config.stash[SESSION_NOTES] = []
+    config.stash[SESSION_META] = {}
+    rc = _load_run_config(config)
+    config.stash[KD_CONFIG] = rc
+    _fill_options_from_config(config, rc)
     if not config.getoption("no_kd_reports") and not hasattr(config, "workerinput"):
         latest = Path(config.getoption("reports_dir")) / "latest"
         if latest.exists():
@@ -60,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         latest.mkdir(parents=True, exist_ok=True)
         if not config.option.xmlpath:
             config.option.xmlpath = str(latest / "junit.xml")
+        _enable_pytest_html(config, latest)
 
 
 def _suite_of(item: pytest.Item) -> str:
@@ -80,6 +152,56 @@ def kd_report(request: pytest.FixtureRequest) -> TestResult:
 def add_session_note(config: pytest.Config, note: str) -> None:
     """A line for the report's header, e.g. why cluster creation failed."""
     config.stash[SESSION_NOTES].append(note)
+
+
+def add_run_meta(config: pytest.Config, key: str, value: Any) -> None:
+    """Record run metadata for results.json, e.g. add_run_meta(config, "etcd_version", "v3.6.5").
+
+    Keys ending in `_version` (etcd_version, k8s_version, kind_version, ...) become component
+    versions and override the pinned ones from clusters/versions.env, since they were read from
+    what actually ran; other keys (seed, node_image, cluster_name, ...) are listed as recorded meta.
+    The value must be JSON-serialisable (it is stringified otherwise).
+    """
+    config.stash[SESSION_META][key] = value
+
+
+@pytest.fixture(scope="session")
+def kd_config(pytestconfig: pytest.Config) -> RunConfig:
+    """The validated run configuration: --kd-config file, overridden by command-line options."""
+    return pytestconfig.stash[KD_CONFIG]
+
+
+def _sanitize(nodeid: str) -> str:
+    """A nodeid as one safe folder name: 'suites/drain/test_x.py::test_y[a/b]' -> 'suites-drain-test_x.py-test_y-a-b'."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", nodeid).strip("-.")[:150] or "test"
+
+
+@pytest.fixture
+def kd_artifacts(request: pytest.FixtureRequest, tmp_path: Path) -> Generator[Path, None, None]:
+    """A folder for this test's evidence (logs, dumps, histories), kept only if the test fails.
+
+    It lives at reports/latest/artifacts/<sanitized nodeid>/ so report.html can link it; on a
+    passing test it is deleted at teardown (passing runs stay small). With --no-kd-reports it is a
+    tmp_path subfolder. Write freely; nothing needs registering.
+    """
+    item = request.node
+    config = request.config
+    if config.getoption("no_kd_reports"):
+        path = tmp_path / "kd-artifacts"
+    else:
+        path = Path(config.getoption("reports_dir")).resolve() / "latest" / "artifacts" / _sanitize(item.nodeid)
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    yield path
+    if test_failed(item):
+        result = item.stash.get(RESULT_KEY, None)
+        if result is not None and not any(a["path"] == str(path) for a in result.artifacts):
+            result.artifact(path, "artifacts")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -103,8 +225,53 @@ def test_failed(node: pytest.Item) -> bool:
     return any(r.failed for r in reps.values())
 
 
+def _progress(msg: str) -> None:
+    from kubedrill.cluster.progress import say
+
+    say(msg)
+
+
 def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:  # noqa: ARG001
     pass
+
+
+def _headline(rep: pytest.TestReport) -> str:
+    """One line on why a phase did not pass: pytest's crash message, or the skip reason."""
+    lr = rep.longrepr
+    if isinstance(lr, tuple):  # skipped: (path, lineno, "Skipped: reason")
+        return str(lr[-1]).removeprefix("Skipped: ")[:300]
+    crash = getattr(lr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return str(crash.message).splitlines()[0][:300]
+    text = str(lr).strip().splitlines()
+    errs = [ln[1:].strip() for ln in text if ln.startswith("E ")]
+    return (errs[0] if errs else (text[-1] if text else ""))[:300]
+
+
+class _CollectionErrors:
+    """A suite that cannot even be imported must say so in the report, not just vanish from it.
+    (A plugin object because pytest_collectreport is not given the config.)"""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if not report.failed:
+            return
+        crash = getattr(report.longrepr, "reprcrash", None)
+        lines = str(report.longrepr).strip().splitlines()
+        why = getattr(crash, "message", None) or next(
+            (ln[1:].strip() for ln in lines if ln.startswith("E ")), lines[-1] if lines else "")
+        add_session_note(self.config, f"collection error in {report.nodeid or 'session'}: {str(why)[:500]}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.pluginmanager.register(_CollectionErrors(session.config), "kubedrill-collection-errors")
+    if session.config.getoption("kd_progress") and not hasattr(session.config, "workerinput"):
+        rc = session.config.stash[KD_CONFIG]
+        where = (f"existing cluster {rc.cluster.context or rc.cluster.kubeconfig}" if rc.cluster.existing
+                 else f"kind {rc.cluster.kind_config}")
+        _progress(f"pytest session started ({where})")
 
 
 @pytest.hookimpl(trylast=True)
@@ -114,6 +281,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    if item.config.getoption("kd_progress"):
+        _progress(f"{_suite_of(item)}: {item.name} ...")
     yield
     result = item.stash.get(RESULT_KEY, None) or TestResult(nodeid=item.nodeid, suite=_suite_of(item))
     reps = item.stash.get(OUTCOME_KEY, {})
@@ -134,6 +303,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     result.outcome = outcome
     result.longrepr = longrepr
     result.duration_s = duration
+    bad = [reps[w] for w in ("setup", "call", "teardown") if w in reps and (reps[w].failed or reps[w].skipped)]
+    if bad and not result.headline:
+        result.headline = _headline(next((r for r in bad if r.failed), bad[0]))
+    if item.config.getoption("kd_progress"):
+        _progress(f"{result.suite}: {item.name} {outcome} ({duration:.1f}s)"
+                  + (f": {result.headline}" if result.headline and outcome != "passed" else ""))
     item.config.stash[SESSION_RESULTS].append(result)
     if hasattr(item.config, "workerinput"):
         # Ship the result to the xdist controller, which writes the reports.
@@ -141,25 +316,76 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: collect results that a worker shipped."""
+    """xdist controller: collect results, notes and run metadata that a worker shipped."""
     from kubedrill.report.writer import result_from_dict
 
-    for d in getattr(node, "workeroutput", {}).get("kd_results", []):
+    out = getattr(node, "workeroutput", {})
+    for d in out.get("kd_results", []):
         node.config.stash[SESSION_RESULTS].append(result_from_dict(d))
+    notes = node.config.stash[SESSION_NOTES]
+    notes.extend(n for n in out.get("kd_notes", []) if n not in notes)
+    for k, v in out.get("kd_meta", {}).items():
+        node.config.stash[SESSION_META].setdefault(k, v)
+    if error:
+        notes.append(f"xdist worker {getattr(node, 'gateway', None) and node.gateway.id} crashed: {error}")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if config.getoption("no_kd_reports") or hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput"):
+        # Ship what the controller cannot see: notes from session fixtures and recorded metadata.
+        config.workeroutput["kd_notes"] = list(config.stash[SESSION_NOTES])  # type: ignore[attr-defined]
+        config.workeroutput["kd_meta"] = {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+                                          for k, v in config.stash[SESSION_META].items()}  # type: ignore[attr-defined]
+        return
+    if config.getoption("no_kd_reports"):
         return
     from kubedrill.report.writer import write_reports
 
-    write_reports(
+    if int(exitstatus) == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+        add_session_note(config, f"no tests were collected from {' '.join(config.invocation_params.args) or '.'}: "
+                                 "nothing was checked")
+    latest = write_reports(
         results=config.stash[SESSION_RESULTS],
         outdir=Path(config.getoption("reports_dir")),
         started=config.stash[SESSION_T0],
         exitstatus=int(exitstatus),
         notes=config.stash[SESSION_NOTES],
         argv=list(config.invocation_params.args),
+        meta=config.stash[SESSION_META],
+        config=config.stash[KD_CONFIG].to_dict() if KD_CONFIG in config.stash else None,
+        snapshot=False,
     )
+    config.stash[REPORT_DIR] = latest
+
+
+REPORT_DIR = pytest.StashKey[Path]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
+    latest = config.stash.get(REPORT_DIR, None)
+    if latest is None:
+        return
+    import json
+
+    try:
+        summary = json.loads((latest / "results.json").read_text())["summary"]
+    except (OSError, ValueError, KeyError):
+        return
+    terminalreporter.write_sep("-", f"kubedrill gate: {summary['gate'].upper()} - {summary['reason']}")
+    terminalreporter.write_line(f"report: {latest / 'report.html'}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Copy reports/latest to its timestamped folder last, once junit.xml and pytest-html are written."""
+    if REPORT_DIR not in config.stash:
+        return
+    from kubedrill.report.writer import snapshot_latest
+
+    try:
+        snapshot_latest(Path(config.getoption("reports_dir")), config.stash[SESSION_T0])
+    except OSError as exc:
+        import sys
+
+        print(f"kubedrill: could not copy reports/latest to a timestamped folder: {exc}", file=sys.stderr)

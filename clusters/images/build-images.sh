@@ -70,6 +70,7 @@ cat > "$WORK/kindnet/Dockerfile" <<DOCKER
 FROM $NET_IMG
 COPY kubectl /usr/local/bin/kubectl
 COPY kindnet.sh /usr/local/bin/kindnet.sh
+RUN chmod 0755 /usr/local/bin/kindnet.sh
 COPY iptables-wrapper /usr/sbin/iptables-wrapper
 RUN for c in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do ln -sf /usr/sbin/iptables-wrapper /usr/sbin/\$c; done
 ENTRYPOINT ["/usr/local/bin/kindnet.sh"]

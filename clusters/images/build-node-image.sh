@@ -35,5 +35,8 @@ docker exec "$NAME" sh -c 'pkill containerd; sleep 1; rm -f /var/log/containerd-
 run_step "commit $TAG" docker commit \
   --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' --change 'CMD []' \
   --change 'LABEL io.x-k8s.kind.version='"$KIND_VERSION" "$NAME" "$TAG"
+# Older builds of this version are superseded; drop them (in-use ones stay: docker refuses).
+docker images --format '{{.Repository}}:{{.Tag}}' kubedrill/node | grep "^kubedrill/node:$V-" | grep -vx "$TAG" \
+  | xargs -r docker rmi >/dev/null 2>&1 || true
 log "node image: $TAG ($(docker image inspect -f '{{.Size}}' "$TAG" | awk '{printf "%.0f MB", $1/1e6}'))"
 echo "$TAG"

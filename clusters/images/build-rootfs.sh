@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 FLAVOUR="${1:?usage: build-rootfs.sh node|net}"
 case "$FLAVOUR" in
-  node) PKGS="systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,fuse-overlayfs,bash,ca-certificates,curl,procps,socat,ebtables,iputils-ping,dnsutils,rsync" ;;
+  node) PKGS="systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,fuse-overlayfs,bash,ca-certificates,curl,jq,procps,socat,ebtables,iputils-ping,dnsutils,rsync" ;;
   net)  PKGS="iptables,nftables,conntrack,iproute2,haproxy,ca-certificates,procps,netbase" ;;
   *) die "unknown rootfs flavour '$FLAVOUR' (node|net)" ;;
 esac

@@ -183,11 +183,16 @@ class EtcdClient:
             self._conn = conn
         return self._conn
 
-    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST body to path; return the decoded JSON answer or raise EtcdError."""
+    def call(self, path: str, body: dict[str, Any], local: bool = False) -> dict[str, Any]:
+        """POST body to path; return the decoded JSON answer or raise EtcdError.
+
+        local=True marks a request a member may answer on its own (serializable reads, status):
+        it is sent without the require-leader header, so a member cut off from its leader still
+        answers it -- which is the point of a serializable read.
+        """
         conn = self._connect()
         headers = {"Content-Type": "application/json"}
-        if self.require_leader:
+        if self.require_leader and not local:
             headers["Grpc-Metadata-hasleader"] = "true"
         try:
             conn.request("POST", path, body=json.dumps(body), headers=headers)
@@ -227,7 +232,7 @@ class EtcdClient:
             body["serializable"] = True
         if revision:
             body["revision"] = revision
-        d = self.call("/v3/kv/range", body)
+        d = self.call("/v3/kv/range", body, local=serializable)
         kvs = d.get("kvs") or []
         return (KeyValue.from_json(kvs[0]) if kvs else None), _int(d.get("header", {}), "revision")
 
@@ -249,7 +254,7 @@ class EtcdClient:
             body["serializable"] = True
         if keys_only:
             body["keys_only"] = True
-        d = self.call("/v3/kv/range", body)
+        d = self.call("/v3/kv/range", body, local=serializable)
         kvs = [KeyValue.from_json(x) for x in d.get("kvs") or []]
         return RangeResult(kvs, _int(d.get("header", {}), "revision"), bool(d.get("more")), _int(d, "count"))
 
@@ -306,7 +311,7 @@ class EtcdClient:
     # -- maintenance -----------------------------------------------------------------------
 
     def status(self) -> MemberStatus:
-        d = self.call("/v3/maintenance/status", {})
+        d = self.call("/v3/maintenance/status", {}, local=True)
         h = d.get("header", {})
         return MemberStatus(
             member_id=_int(h, "member_id"),
@@ -321,8 +326,8 @@ class EtcdClient:
 
     def hashkv(self, revision: int = 0) -> tuple[int, int]:
         """(hash of the MVCC keyspace up to revision, the revision hashed) -- `endpoint hashkv`."""
-        d = self.call("/v3/maintenance/hashkv", {"revision": revision} if revision else {})
+        d = self.call("/v3/maintenance/hashkv", {"revision": revision} if revision else {}, local=True)
         return int(d.get("hash", 0)), _int(d, "hash_revision", "hashRevision")
 
     def member_list(self) -> list[dict[str, Any]]:
-        return list(self.call("/v3/cluster/member/list", {}).get("members") or [])
+        return list(self.call("/v3/cluster/member/list", {}, local=True).get("members") or [])

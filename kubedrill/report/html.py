@@ -59,7 +59,7 @@ td.reason{max-width:520px}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}
 dl.kv dt{color:var(--muted)}dl.kv dd{margin:0}
 figure{margin:10px 0;overflow-x:auto}
-svg.plot{max-width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:6px}
+svg.plot{width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:6px}
 details summary{cursor:pointer;color:var(--muted);margin-top:8px}
 ul.tight{margin:4px 0;padding-left:20px}
 footer{margin-top:36px;color:var(--muted);font-size:12px}
@@ -133,6 +133,8 @@ def _why(doc: dict[str, Any]) -> str:
     exitstatus = doc["run"].get("exitstatus", 0)
     if not notes and not errors and exitstatus in (0, 1):
         return ""
+    broken = bool(errors) or exitstatus not in (0, 1)
+    title = "Why this run is broken" if broken else "Notes"
     items = [f"<li>{e(n)}</li>" for n in notes]
     for g in errors:
         tests = ", ".join(f"<a href='#{anchor(n)}'>{e(n)}</a>" for n in g["tests"])
@@ -141,7 +143,8 @@ def _why(doc: dict[str, Any]) -> str:
                      f"<br><span class='muted'>{tests}{more}</span></li>")
     if exitstatus not in (0, 1):
         items.append(f"<li>pytest exited {exitstatus}: {e(doc['run'].get('exit_meaning'))}</li>")
-    return f"<section class='box alert' id='why'><h2>Why this run is broken</h2><ul class='tight'>{''.join(items)}</ul></section>"
+    cls = "box alert" if broken else "box"
+    return f"<section class='{cls}' id='why'><h2 style='margin-top:0'>{title}</h2><ul class='tight'>{''.join(items)}</ul></section>"
 
 
 def _artifact_links(t: dict[str, Any]) -> str:
@@ -237,7 +240,7 @@ def _plots(verdicts: list[dict[str, Any]]) -> str:
             continue
         plots, notes = render_series(v["series"])
         for p in plots:
-            out.append(f"<figure>{p.svg}<figcaption class='muted'>{e(v['check'])}: {e(p.title)}</figcaption></figure>")
+            out.append(f"<figure>{p.svg}<figcaption class='muted'>from verdict {e(v['check'])}</figcaption></figure>")
         out += [f"<p class='muted'>{e(v['check'])}: {e(n)}</p>" for n in notes]
     return ("<h4>Plots</h4>" + "".join(out)) if out else ""
 

@@ -123,10 +123,10 @@ def shutdown_plot(points: list[dict[str, Any]]) -> Plot:
 
     shown = sorted(points, key=ratio, reverse=True)[:MAX_ROWS]
     late = [p for p in points if p.get("seconds") is None or p["seconds"] > p["grace"]]
-    over = [p for p in points if p.get("budget") is not None and p.get("seconds") is not None
-            and p["budget"] < p["seconds"] <= p["grace"]]
-    title = (f"Shutdown time vs grace period: {len(points)} pods, {len(late)} past grace, "
-             f"{len(over)} past budget")
+    over = [p for p in points if p.get("seconds") is None
+            or p["seconds"] > (p["budget"] if p.get("budget") is not None else p["grace"])]
+    title = (f"Shutdown time vs grace period: {len(points)} pods, {len(over)} past budget "
+             f"({len(late)} past grace or killed)")
     if len(points) > len(shown):
         title += f" (slowest {len(shown)} shown)"
     x_hi = max([1.0, *(p["grace"] for p in shown), *((p["seconds"] or 0) for p in shown)]) * 1.08
@@ -205,11 +205,13 @@ def _unavailability(series: dict[str, Any]) -> Plot:
     return intervals_plot(rows, title)
 
 
-def render_series(series: dict[str, Any]) -> tuple[list[Plot], list[str]]:
-    """All plots for one verdict's series, plus notes about series that could not be drawn."""
-    notes = S.problems(series)
-    if notes:
-        return [], [f"series not drawn: {n}" for n in notes]
+def render_series(raw: dict[str, Any]) -> tuple[list[Plot], list[str]]:
+    """All plots for one verdict's series, plus notes about series that could not be drawn.
+
+    A malformed series is left out with a note naming the problem; the others are still drawn.
+    """
+    notes = [f"series {k!r} not drawn: {msg}" for k, msg in S.problems_by_key(raw).items()]
+    series = S.usable(raw)
     plots: list[Plot] = []
     builders: list[tuple[str, Callable[[], Plot]]] = []
     if series.get(S.TIMELINE) is not None:
@@ -228,7 +230,7 @@ def render_series(series: dict[str, Any]) -> tuple[list[Plot], list[str]]:
             plots.append(build())
         except Exception as exc:  # noqa: BLE001 - a bad plot must not cost the whole report
             notes.append(f"series {name!r} not drawn: {exc!r}")
-    extra = sorted(k for k in series if k not in S.KNOWN)
+    extra = sorted(k for k in raw if k not in S.KNOWN)
     if extra:
         notes.append(f"other series recorded in results.json (not drawn): {', '.join(extra)}")
     return plots, notes

@@ -19,7 +19,9 @@ so plots from different tests line up from 0. The conventions (also in docs/resu
 - ``unavailability``: [{"start": s, "end": s, "label": str}] intervals when etcd (or the API)
   refused or timed out writes.
 - ``elections``: [{"at": s, "seconds": s, "label": str}] leader elections and how long each took;
-  ``limit_s`` in the payload's sibling key ``elections_limit_s`` draws the threshold.
+  the sibling key ``elections_limit_s`` draws the threshold (``unavailability_limit_s`` likewise).
+- ``window``: {"start": s, "end": s} a single unlabelled disruption window; accepted as shorthand
+  for ``windows`` (kubedrill.check.availability emits it).
 
 Unknown series names are kept in results.json and listed, not drawn.
 """
@@ -66,7 +68,8 @@ UNAVAILABILITY = "unavailability"
 ELECTIONS = "elections"
 ELECTIONS_LIMIT = "elections_limit_s"
 UNAVAILABILITY_LIMIT = "unavailability_limit_s"
-KNOWN: tuple[str, ...] = (TIMELINE, WINDOWS, SHUTDOWN, UNAVAILABILITY, ELECTIONS, ELECTIONS_LIMIT,
+WINDOW = "window"
+KNOWN: tuple[str, ...] = (TIMELINE, WINDOWS, WINDOW, SHUTDOWN, UNAVAILABILITY, ELECTIONS, ELECTIONS_LIMIT,
                           UNAVAILABILITY_LIMIT)
 
 
@@ -164,33 +167,55 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def problems(series: dict[str, Any]) -> list[str]:
-    """What is wrong with the known series in a verdict's `series` (empty if all are well formed)."""
-    out: list[str] = []
+def _window_ok(w: Any) -> bool:
+    return isinstance(w, dict) and _is_num(w.get("start")) and _is_num(w.get("end"))
+
+
+def problems_by_key(series: dict[str, Any]) -> dict[str, str]:
+    """{series name: what is wrong with it} for the known series that are malformed."""
+    out: dict[str, str] = {}
     tl = series.get(TIMELINE)
     if tl is not None:
-        if not isinstance(tl, dict) or not isinstance(tl.get("t"), list):
-            out.append("timeline: expected {'t': [...], 'ok': [...], 'fail': [...]}")
+        if not isinstance(tl, dict) or not isinstance(tl.get("t"), list) or not all(_is_num(x) for x in tl["t"]):
+            out[TIMELINE] = "expected {'t': [seconds], 'ok': [counts], 'fail': [counts]}"
         else:
             n = len(tl["t"])
             for k in ("ok", "fail", "unknown"):
                 v = tl.get(k, [0] * n)
                 if not isinstance(v, list) or len(v) != n or not all(_is_num(x) for x in v):
-                    out.append(f"timeline.{k}: expected {n} numbers like timeline.t")
-            if not all(_is_num(x) for x in tl["t"]):
-                out.append("timeline.t: expected numbers (seconds)")
+                    out[TIMELINE] = f"timeline.{k}: expected {n} numbers, one per timeline.t"
+                    break
     for key in (WINDOWS, UNAVAILABILITY):
         v = series.get(key)
-        if v is not None and (not isinstance(v, list) or not all(
-                isinstance(w, dict) and _is_num(w.get("start")) and _is_num(w.get("end")) for w in v)):
-            out.append(f"{key}: expected [{{'start': s, 'end': s, 'label': str}}, ...]")
+        if v is not None and (not isinstance(v, list) or not all(_window_ok(w) for w in v)):
+            out[key] = "expected [{'start': s, 'end': s, 'label': str}, ...] (build with series.window())"
+    if series.get(WINDOW) is not None and not _window_ok(series[WINDOW]):
+        out[WINDOW] = "expected {'start': s, 'end': s}"
     v = series.get(SHUTDOWN)
     if v is not None and (not isinstance(v, list) or not all(
             isinstance(p, dict) and _is_num(p.get("grace")) and (p.get("seconds") is None or _is_num(p.get("seconds")))
             for p in v)):
-        out.append("shutdown: expected [{'pod': str, 'seconds': s|None, 'grace': s}, ...]")
+        out[SHUTDOWN] = "expected [{'pod': str, 'seconds': s|None, 'grace': s}, ...] (build with series.shutdown_point())"
     v = series.get(ELECTIONS)
     if v is not None and (not isinstance(v, list) or not all(
             isinstance(p, dict) and _is_num(p.get("at")) and _is_num(p.get("seconds")) for p in v)):
-        out.append("elections: expected [{'at': s, 'seconds': s, 'label': str}, ...]")
+        out[ELECTIONS] = "expected [{'at': s, 'seconds': s, 'label': str}, ...] (build with series.election())"
+    for key in (ELECTIONS_LIMIT, UNAVAILABILITY_LIMIT):
+        if series.get(key) is not None and not _is_num(series[key]):
+            out[key] = "expected a number of seconds"
+    return out
+
+
+def problems(series: dict[str, Any]) -> list[str]:
+    """What is wrong with the known series in a verdict's `series` (empty if all are well formed)."""
+    return [f"{k}: {msg}" for k, msg in problems_by_key(series).items()]
+
+
+def usable(series: dict[str, Any]) -> dict[str, Any]:
+    """The well-formed known series, with the `window` shorthand folded into `windows`."""
+    bad = problems_by_key(series)
+    out = {k: v for k, v in series.items() if k in KNOWN and k not in bad}
+    single = out.pop(WINDOW, None)
+    if single is not None and WINDOWS not in out:
+        out[WINDOWS] = [{"start": single["start"], "end": single["end"], "label": single.get("label", "disruption")}]
     return out

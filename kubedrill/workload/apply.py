@@ -1,0 +1,92 @@
+"""Put a workload on a cluster and take it off again, with real kubectl and bounded waits.
+
+Each test's workload lives in its own namespace `kd-<purpose>-<6 hex>` labelled
+`app.kubernetes.io/part-of=kubedrill` and `kubedrill.io/run=<run id>`, so leftovers can be found.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any, Iterable
+
+import yaml
+
+from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.waits import until
+
+RUN_ID = os.environ.get("KUBEDRILL_RUN_ID") or uuid.uuid4().hex[:8]
+
+
+def unique_namespace(purpose: str) -> str:
+    safe = "".join(ch if ch.isalnum() else "-" for ch in purpose.lower()).strip("-")[:30] or "ns"
+    return f"kd-{safe}-{uuid.uuid4().hex[:6]}"
+
+
+def create_namespace(cluster: Cluster, name: str) -> None:
+    doc = {"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kubedrill", "kubedrill.io/run": RUN_ID}}}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), timeout=60)
+
+
+def delete_namespace(cluster: Cluster, name: str, wait: bool = True, timeout: float = 180) -> None:
+    """Delete the namespace; uncordons nothing (node state is the disruption's job)."""
+    cluster.kubectl("delete", "namespace", name, "--ignore-not-found", f"--wait={'true' if wait else 'false'}",
+                    f"--timeout={int(timeout)}s", timeout=timeout + 30, check=False)
+
+
+def apply_docs(cluster: Cluster, docs: Iterable[dict[str, Any]], namespace: str | None = None) -> None:
+    docs = list(docs)
+    if namespace:
+        for d in docs:
+            if d.get("kind") not in ("Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"):
+                d.setdefault("metadata", {})["namespace"] = namespace
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), timeout=120)
+
+
+def wait_deployment_available(cluster: Cluster, namespace: str, name: str, replicas: int | None = None,
+                              timeout: float = 180) -> None:
+    apps = cluster.apps()
+
+    def probe() -> tuple[bool, str]:
+        d = apps.read_namespaced_deployment(name, namespace)
+        want = replicas if replicas is not None else (d.spec.replicas or 0)
+        st = d.status
+        seen = (f"desired {want}, updated {st.updated_replicas or 0}, ready {st.ready_replicas or 0}, "
+                f"available {st.available_replicas or 0}")
+        return ((st.available_replicas or 0) >= want and (st.updated_replicas or 0) >= want
+                and (st.ready_replicas or 0) >= want), seen
+
+    def diag() -> str:
+        return (cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False).stdout + "\n"
+                + "\n".join(cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp",
+                                            check=False).stdout.splitlines()[-15:]))
+
+    until(f"deployment {namespace}/{name} to be available", probe, timeout, interval=1.0,
+          hint="ImagePullBackOff means the image is not loaded into the nodes (kind load docker-image)",
+          diagnose=diag)
+
+
+def pods_by_node(cluster: Cluster, namespace: str, selector: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in cluster.core().list_namespaced_pod(namespace, label_selector=selector).items:
+        if p.metadata.deletion_timestamp is None and p.status.phase == "Running":
+            out.setdefault(p.spec.node_name, []).append(p.metadata.name)
+    return out
+
+
+def wait_http(url: str, timeout: float = 60, expect: int = 200) -> str:
+    import urllib.request
+
+    def probe() -> tuple[bool, str]:
+        with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310 - loopback only
+            body = r.read(200).decode(errors="replace")
+            return r.status == expect, f"HTTP {r.status}: {body[:100]}"
+
+    return until(f"{url} to answer {expect}", probe, timeout, interval=1.0,
+                 hint="check the Service's NodePort and the node's 127.0.0.1 port mapping")
+
+
+def sleep_until(deadline: float) -> None:
+    time.sleep(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,183 @@
+"""The run config: defaults, overrides, and errors that name the field and the allowed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubedrill.config import (DISRUPTIVE_SUITES, SUITES, ConfigError, RunConfig, SLOConfig, apply_overrides,
+                              load_config, parse_set, suite_dir)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "kubedrill.yaml"
+    p.write_text(text)
+    return p
+
+
+def problems(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
+    return exc.value.problems
+
+
+def test_defaults_without_a_file() -> None:
+    rc = load_config(None)
+    assert rc.cluster.kind_config == "three-node"
+    assert not rc.cluster.existing
+    assert rc.slo == SLOConfig()
+    assert rc.slo.availability == 0.999 and rc.slo.max_failed_requests == 0 and rc.slo.grace_budget_ratio == 0.8
+    assert rc.suites == SUITES
+    assert rc.explicit == frozenset()
+
+
+def test_full_file_round_trips(tmp_path: Path) -> None:
+    rc = load_config(write(tmp_path, """
+version: 1
+cluster: {kind_config: ha, k8s_version: v1.34.4}
+workloads:
+  - name: web
+    spec: workloads/web.yaml
+  - name: api
+    manifests: [deploy/api.yaml]
+    service: api
+    port: 8080
+    paths: [/healthz]
+    slo: {availability: 0.99}
+    replicas: 3
+slo: {availability: 0.9995, max_failed_requests: 2}
+suites: [smoke, cluster_etcd]
+seed: 42
+"""))
+    assert rc.cluster.kind_config == "ha" and rc.cluster.k8s_version == "v1.34.4"
+    assert [w.name for w in rc.workloads] == ["web", "api"]
+    api = rc.workloads[1]
+    assert api.ports == (8080,) and api.paths == ("/healthz",) and api.extra == {"replicas": 3}
+    # A workload's SLO starts from the global one and overrides only what it names.
+    assert api.slo.availability == 0.99 and api.slo.max_failed_requests == 2
+    assert rc.slo_for("web").availability == 0.9995
+    assert rc.suites == ("smoke", "cluster-etcd")
+    assert rc.seed == 42
+    assert "cluster.kind_config" in rc.explicit and "slo.availability" in rc.explicit
+    d = rc.to_dict()
+    assert d["workloads"][1]["extra"] == {"replicas": 3} and d["source"].endswith("kubedrill.yaml")
+
+
+def test_bad_kind_config_names_field_and_allowed_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, "cluster: {kind_config: big}\n"))
+    assert problems(exc) == ["config.cluster.kind_config: 'big' is not one of single, three-node, ha"]
+    assert str(tmp_path) in str(exc.value)
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, """
+cluster: {kind_config: big, colour: red}
+slo: {availability: 1.5, max_failed_requests: -1, grace_budget_ratio: high}
+suites: [smoke, chaos]
+workloads: [{name: x}]
+extra_top: 1
+"""))
+    msgs = "\n".join(problems(exc))
+    for expected in ("config.cluster.kind_config: 'big' is not one of single, three-node, ha",
+                     "config.cluster.colour: unknown field; allowed: kind_config",
+                     "config.slo.availability: expected a fraction in (0, 1]",
+                     "config.slo.max_failed_requests: expected a whole number >= 0, got -1",
+                     "config.slo.grace_budget_ratio: expected a number >= 0, got 'high'",
+                     "config.suites: 'chaos' is not one of smoke, etcd, shutdown, drain, cluster-etcd, upgrade",
+                     "config.workloads[0]: needs `spec` (a workload YAML) or `manifests`",
+                     "config.extra_top: unknown field"):
+        assert expected in msgs, msgs
+
+
+def test_overrides_beat_the_file_and_errors_name_the_option(tmp_path: Path) -> None:
+    path = write(tmp_path, "cluster: {kind_config: single}\nslo: {availability: 0.99}\n")
+    rc = load_config(path, {"cluster.kind_config": "ha", "slo.availability": None})
+    assert rc.cluster.kind_config == "ha" and rc.slo.availability == 0.99  # None overrides are ignored
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, {"cluster.kind_config": "huge"}, {"cluster.kind_config": "--cluster-config"})
+    assert problems(exc) == ["config.cluster.kind_config: 'huge' is not one of single, three-node, ha "
+                             "(from --cluster-config)"]
+
+
+def test_kubeconfig_override_switches_file_from_kind_to_existing(tmp_path: Path) -> None:
+    path = write(tmp_path, "cluster: {kind_config: ha}\n")
+    rc = load_config(path, {"cluster.kubeconfig": "/k/config", "cluster.context": "staging"})
+    assert rc.cluster.existing and rc.cluster.kind_config is None and rc.cluster.context == "staging"
+
+
+def test_existing_cluster_defaults_leave_out_disruptive_suites() -> None:
+    rc = load_config(None, {"cluster.kubeconfig": "/k", "cluster.context": "prod"})
+    assert not rc.cluster.disruptive_allowed
+    assert not set(rc.suites) & DISRUPTIVE_SUITES and "smoke" in rc.suites
+
+
+def test_existing_cluster_refuses_disruptive_suite_without_allowance() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {"cluster.kubeconfig": "/k", "cluster.context": "prod", "suites": ["drain"]})
+    assert problems(exc) == ["config.suites: 'drain' disrupts the cluster it runs on; on an existing cluster set "
+                             "cluster.allow_disruptive_on: prod to allow it"]
+    rc = load_config(None, {"cluster.kubeconfig": "/k", "cluster.context": "prod",
+                            "cluster.allow_disruptive_on": "prod", "suites": ["drain"]})
+    assert rc.suites == ("drain",) and rc.cluster.disruptive_allowed
+
+
+def test_allowance_must_name_the_context_in_use() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {"cluster.kubeconfig": "/k", "cluster.context": "prod", "cluster.allow_disruptive_on": "dev"})
+    assert "does not name the context in use ('prod')" in problems(exc)[0]
+
+
+def test_existing_and_kind_fields_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, "cluster: {kind_config: ha, kubeconfig: /k}\n"))
+    assert "set either kind_config/node_image" in problems(exc)[0]
+
+
+def test_context_without_kubeconfig_is_refused() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {"cluster.context": "prod"})
+    assert problems(exc) == ["config.cluster.context: only applies to an existing cluster; set cluster.kubeconfig too"]
+
+
+def test_yaml_and_file_errors_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "cluster: [unclosed\n"))
+    with pytest.raises(ConfigError, match="expected a mapping at the top level, got a list"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="config.version: 2 is not a supported config version"):
+        load_config(write(tmp_path, "version: 2\n"))
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).cluster == RunConfig().cluster
+
+
+def test_parse_set_reads_yaml_values() -> None:
+    assert parse_set(["slo.availability=0.99", "suites=[smoke, drain]", "cluster.keep=true"]) == {
+        "slo.availability": 0.99, "suites": ["smoke", "drain"], "cluster.keep": True}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_set(["nonsense"])
+
+
+def test_apply_overrides_creates_sections_and_copies() -> None:
+    raw = {"slo": {"availability": 0.9}}
+    out = apply_overrides(raw, {"slo.max_failed_requests": 3, "cluster.kind_config": "ha"})
+    assert out == {"slo": {"availability": 0.9, "max_failed_requests": 3}, "cluster": {"kind_config": "ha"}}
+    assert raw == {"slo": {"availability": 0.9}}
+
+
+def test_workload_shorthands_and_duplicates() -> None:
+    rc = load_config(None, {"workloads": "apps/web.yaml"})
+    assert rc.workloads[0].name == "web" and rc.workloads[0].spec == "apps/web.yaml"
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {"workloads": [{"name": "a", "spec": "x.yaml"}, {"name": "a", "spec": "y.yaml", "ports": [0]}]})
+    msgs = problems(exc)
+    assert "config.workloads[1].name: 'a' is used by another workload; names must be unique" in msgs
+    assert any(m.startswith("config.workloads[1].ports: expected a list of port numbers 1-65535") for m in msgs)
+
+
+def test_suite_dir_maps_names_to_packages() -> None:
+    assert suite_dir("cluster-etcd") == "cluster_etcd" and suite_dir("smoke") == "smoke"

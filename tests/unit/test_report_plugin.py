@@ -1,0 +1,200 @@
+"""Meta-tests of the plugin's report side: a tiny pytest run must leave results.json and report.html.
+
+Each test runs pytest on a small generated test file in a temporary folder (pytester), with the
+kubedrill plugin loaded by `-p`, and reads what it wrote under reports/latest/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubedrill.report import results as R
+from kubedrill.report.meta import REPO_ROOT
+
+pytest_plugins = ["pytester"]
+
+PLUGIN = ("-p", "kubedrill.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:randomly")
+
+TESTS = '''
+import pytest
+from kubedrill.check.verdict import Figure, Verdict
+from kubedrill.report import series as S
+from kubedrill.pytest_plugin import add_run_meta
+
+def test_drain_keeps_slo(kd_report, pytestconfig):
+    add_run_meta(pytestconfig, "etcd_version", "v3.6.5")
+    add_run_meta(pytestconfig, "cluster_name", "kd-test")
+    kd_report.figure("request_rate", 21.5, "req/s")
+    v = kd_report.add(Verdict.ok("availability", "0 failed requests during the drain",
+                                 [Figure("availability", 1.0, "ratio")],
+                                 **S.timeline([0, 1, 2], [20, 21, 22], [0, 0, 0],
+                                              windows=[S.window(0.5, 1.5, "drain w1")])))
+    assert v.passed, v.reason
+
+def test_shutdown_within_grace(kd_report, kd_artifacts):
+    (kd_artifacts / "pod.log").write_text("SIGTERM received\\n")
+    v = kd_report.add(Verdict.fail("graceful_shutdown", "pod web-1 took 9.5 s of its 10 s grace period (budget 8 s)",
+                                   [Figure("shutdown_time", 9.5, "s")],
+                                   **S.shutdown([S.shutdown_point("web-1", 9.5, 10, 0.8)])))
+    assert v.passed, v.reason
+
+def test_passing_drops_artifacts(kd_artifacts):
+    (kd_artifacts / "noise.txt").write_text("x")
+'''
+
+
+@pytest.fixture
+def kd_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester with a clean kubedrill environment (no inherited config, reports dir or command)."""
+    for var in ("KUBEDRILL_CONFIG", "KUBEDRILL_REPORTS", "KUBEDRILL_COMMAND", "KUBEDRILL_CLUSTER_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    # xdist workers are subprocesses: they must find the kubedrill package too.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    return pytester
+
+
+def read_results(root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((root / "reports" / "latest" / "results.json").read_text())
+    return data
+
+
+def test_run_writes_results_and_report_with_figures(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makepyfile(test_demo=TESTS)
+    res = kd_pytester.runpytest(*PLUGIN)
+    res.assert_outcomes(passed=2, failed=1)
+    latest = kd_pytester.path / "reports" / "latest"
+    for name in ("results.json", "report.html", "junit.xml"):
+        assert (latest / name).is_file(), name
+    doc = read_results(kd_pytester.path)
+    assert R.validate(doc) == []
+    assert doc["summary"]["gate"] == "fail"
+    tests = {t["name"]: t for t in doc["tests"]}
+    drain = tests["test_drain_keeps_slo"]
+    assert {(f["name"], f["value"], f["unit"]) for f in drain["figures"]} == {
+        ("request_rate", 21.5, "req/s"), ("availability", 1.0, "ratio")}
+    assert drain["verdicts"][0]["series"]["windows"][0]["label"] == "drain w1"
+    assert doc["run"]["versions"]["etcd"] == {"value": "v3.6.5", "source": "recorded"}
+    assert doc["run"]["meta"]["cluster_name"] == "kd-test"
+    shut = tests["test_shutdown_within_grace"]
+    assert shut["headline"].startswith("AssertionError: pod web-1 took 9.5 s")
+    page = (latest / "report.html").read_text()
+    assert "request_rate" in page and "graceful_shutdown" in page and page.count("<svg") == 2
+    assert "pod web-1 took 9.5 s of its 10 s grace period" in page
+    res.stdout.fnmatch_lines(["*kubedrill gate: FAIL*", "report: *report.html"])
+
+
+def test_artifacts_kept_and_linked_only_for_failures(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makepyfile(test_demo=TESTS)
+    kd_pytester.runpytest(*PLUGIN)
+    arts = kd_pytester.path / "reports" / "latest" / "artifacts"
+    assert sorted(p.name for p in arts.iterdir()) == ["test_demo.py-test_shutdown_within_grace"]
+    assert (arts / "test_demo.py-test_shutdown_within_grace" / "pod.log").read_text() == "SIGTERM received\n"
+    shut = next(t for t in read_results(kd_pytester.path)["tests"] if t["name"] == "test_shutdown_within_grace")
+    assert shut["artifacts"] == [{"path": "artifacts/test_demo.py-test_shutdown_within_grace/", "label": "artifacts",
+                                  "files": ["artifacts/test_demo.py-test_shutdown_within_grace/pod.log"]}]
+    page = (kd_pytester.path / "reports" / "latest" / "report.html").read_text()
+    assert "href='artifacts/test_demo.py-test_shutdown_within_grace/pod.log'" in page
+    dated = [p for p in (kd_pytester.path / "reports").iterdir() if p.name != "latest"]
+    assert len(dated) == 1 and (dated[0] / "results.json").is_file() and (dated[0] / "junit.xml").is_file()
+
+
+def test_no_kd_reports_writes_nothing(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makepyfile(test_demo=TESTS)
+    res = kd_pytester.runpytest(*PLUGIN, "--no-kd-reports")
+    res.assert_outcomes(passed=2, failed=1)
+    assert not (kd_pytester.path / "reports").exists()
+
+
+def test_broken_session_fixture_still_reports_why(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makepyfile(test_broken='''
+import pytest
+from kubedrill.pytest_plugin import add_session_note
+
+@pytest.fixture(scope="session")
+def cluster(pytestconfig):
+    add_session_note(pytestconfig, "cluster three-node creation failed: kind exited 1: no space left on device")
+    pytest.fail("cluster three-node creation failed: kind exited 1", pytrace=False)
+
+def test_a(cluster): pass
+def test_b(cluster): pass
+''')
+    kd_pytester.runpytest(*PLUGIN).assert_outcomes(errors=2)
+    doc = read_results(kd_pytester.path)
+    assert doc["summary"]["gate"] == "fail"
+    assert doc["summary"]["errors"] == [{"headline": "Failed: cluster three-node creation failed: kind exited 1", "count": 2,
+                                         "tests": ["test_broken.py::test_a", "test_broken.py::test_b"]}]
+    page = (kd_pytester.path / "reports" / "latest" / "report.html").read_text()
+    assert "Why this run is broken" in page and "no space left on device" in page
+
+
+def test_collection_error_is_a_note(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makepyfile(test_bad="import no_such_module_for_kubedrill\n")
+    kd_pytester.runpytest(*PLUGIN)
+    doc = read_results(kd_pytester.path)
+    assert doc["summary"]["gate"] == "fail" and doc["run"]["exitstatus"] == 2
+    assert any("collection error in test_bad.py" in n and "no_such_module_for_kubedrill" in n
+               for n in doc["run"]["notes"])
+
+
+def test_no_tests_collected_is_unknown_not_pass(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makepyfile(test_empty="X = 1\n")
+    kd_pytester.runpytest(*PLUGIN)
+    doc = read_results(kd_pytester.path)
+    assert doc["summary"]["gate"] == "unknown" and any("no tests were collected" in n for n in doc["run"]["notes"])
+
+
+def test_kd_config_fixture_file_and_overrides(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makefile(".yaml", kubedrill="cluster: {kind_config: ha}\nslo: {availability: 0.99}\n")
+    kd_pytester.makepyfile(test_cfg='''
+def test_cfg(kd_config, pytestconfig):
+    assert kd_config.cluster.kind_config == "ha"
+    assert kd_config.slo.availability == 0.95
+    # unset options follow the file, so fixtures reading options agree with kd_config
+    assert pytestconfig.getoption("cluster_config") == "ha"
+''')
+    res = kd_pytester.runpytest(*PLUGIN, "--kd-config", "kubedrill.yaml", "--kd-set", "slo.availability=0.95")
+    res.assert_outcomes(passed=1)
+    assert read_results(kd_pytester.path)["run"]["config"]["slo"]["availability"] == 0.95
+
+
+def test_bad_config_stops_the_run_with_the_field_named(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makepyfile(test_x="def test_x(): pass\n")
+    res = kd_pytester.runpytest(*PLUGIN, "--cluster-config", "big")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["*config.cluster.kind_config: 'big' is not one of single, three-node, ha "
+                              "(from --cluster-config)*"])
+
+
+def test_pytest_html_page_is_written_too(kd_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_html")
+    kd_pytester.makepyfile(test_x="def test_x(): pass\n")
+    kd_pytester.runpytest(*PLUGIN).assert_outcomes(passed=1)
+    page = kd_pytester.path / "reports" / "latest" / "pytest-html.html"
+    assert page.is_file() and "<html" in page.read_text()[:500].lower()
+
+
+def test_xdist_workers_ship_results_notes_and_meta(kd_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    kd_pytester.makepyfile(test_demo=TESTS)
+    kd_pytester.makeconftest('''
+import pytest
+from kubedrill.pytest_plugin import add_session_note
+
+@pytest.fixture(scope="session", autouse=True)
+def note(pytestconfig):
+    add_session_note(pytestconfig, "worker session started")
+''')
+    res = kd_pytester.runpytest_subprocess(*PLUGIN, "-n", "2")
+    res.assert_outcomes(passed=2, failed=1)
+    doc = read_results(kd_pytester.path)
+    assert R.validate(doc) == []
+    assert len(doc["tests"]) == 3 and doc["summary"]["gate"] == "fail"
+    assert doc["run"]["versions"]["etcd"]["source"] == "recorded"
+    assert doc["run"]["notes"].count("worker session started") == 1  # deduplicated across workers
+    shut = next(t for t in doc["tests"] if t["name"] == "test_shutdown_within_grace")
+    assert shut["artifacts"] and shut["artifacts"][0]["files"]
