@@ -71,8 +71,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="kubedrill", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(prog="kubedrill", description="Rehearse cluster maintenance and gate a release "
+                                 "on the result.", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=(__doc__ or "").split("\n\n", 1)[1])
     sub = ap.add_subparsers(dest="command", metavar="{run,report,config,doctor,build}")
     run = sub.add_parser("run", help="set up, run the suites, write the report, exit by the gate")
     _add_config_args(run)
@@ -155,6 +156,8 @@ def pytest_command(args: argparse.Namespace, rc: RunConfig, paths: Sequence[Path
         cmd += ["--workload", str(Path(args.workload).resolve())]
     for item in args.kd_set:
         cmd += ["--kd-set", item]
+    if args.suites:  # so kd_config.suites in the session matches what runs
+        cmd += ["--kd-set", f"suites=[{', '.join(rc.suites)}]"]
     cmd += ["--reports-dir", str(reports_dir), "--kd-progress", "-v", "-rfEs"]
     if args.workers:
         cmd += ["-n", str(args.workers), "--dist", "loadgroup"]

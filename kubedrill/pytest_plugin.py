@@ -104,6 +104,9 @@ def _fill_options_from_config(config: pytest.Config, rc: RunConfig) -> None:
     if "workloads" in rc.explicit and not config.getoption("workload") and len(rc.workloads) == 1 \
             and rc.workloads[0].spec:
         config.option.workload = rc.workloads[0].spec
+    if "reports_dir" in rc.explicit and config.getoption("reports_dir") == "reports" \
+            and not os.environ.get("KUBEDRILL_REPORTS"):
+        config.option.reports_dir = rc.reports_dir
 
 
 def _enable_pytest_html(config: pytest.Config, latest: Path) -> None:
@@ -335,9 +338,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if hasattr(config, "workerinput"):
         # Ship what the controller cannot see: notes from session fixtures and recorded metadata.
-        config.workeroutput["kd_notes"] = list(config.stash[SESSION_NOTES])  # type: ignore[attr-defined]
-        config.workeroutput["kd_meta"] = {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
-                                          for k, v in config.stash[SESSION_META].items()}  # type: ignore[attr-defined]
+        out: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
+        notes: list[str] = config.stash[SESSION_NOTES]
+        out["kd_notes"] = list(notes)
+        out["kd_meta"] = {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+                          for k, v in config.stash[SESSION_META].items()}
         return
     if config.getoption("no_kd_reports"):
         return

@@ -41,7 +41,47 @@ def attach(kubeconfig: str, context: str | None = None, allow_disruptive_on: str
         labels = n.metadata.labels or {}
         role = "control-plane" if "node-role.kubernetes.io/control-plane" in labels else "worker"
         roles[role].append(n.metadata.name)
+    kind_name = _local_kind_cluster(ctx, roles)
+    if kind_name:
+        # A kind cluster on this host (e.g. kept with --keep-cluster, or the outer cluster of a
+        # meta-test): node containers are reachable, so node commands and port mappings work.
+        return Cluster(
+            name=kind_name, kubeconfig=path, provider="kind", context=ctx, config_name="existing-kind",
+            k8s_version=info.git_version, nodes=roles, port_map=_kind_port_map(roles),
+            disruptive_allowed=(allow_disruptive_on == ctx),
+        )
     return Cluster(
         name=ctx, kubeconfig=path, provider="existing", context=ctx, config_name="existing",
         k8s_version=info.git_version, nodes=roles, disruptive_allowed=(allow_disruptive_on == ctx),
     )
+
+
+def _local_kind_cluster(ctx: str, roles: dict[str, list[str]]) -> str | None:
+    """The kind cluster name if `ctx` is kind-<name> and its node containers run on this host."""
+    import subprocess
+
+    if not ctx.startswith("kind-"):
+        return None
+    name = ctx[len("kind-"):]
+    try:
+        p = subprocess.run(["docker", "ps", "--filter", f"label=io.x-k8s.kind.cluster={name}", "--format", "{{.Names}}"],
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    running = set(p.stdout.split())
+    nodes = [n for ns in roles.values() for n in ns]
+    return name if nodes and all(n in running for n in nodes) else None
+
+
+def _kind_port_map(roles: dict[str, list[str]]) -> dict[int, dict[str, int]]:
+    import subprocess
+
+    out: dict[int, dict[str, int]] = {}
+    for node in [n for ns in roles.values() for n in ns]:
+        p = subprocess.run(["docker", "port", node], capture_output=True, text=True, timeout=30)
+        for line in p.stdout.splitlines():  # "30080/tcp -> 127.0.0.1:49253"
+            left, _, right = line.partition(" -> ")
+            port = left.split("/")[0]
+            if port.isdigit() and right.startswith("127.0.0.1:") and int(port) != 6443:
+                out.setdefault(int(port), {})[node] = int(right.rsplit(":", 1)[1])
+    return out

@@ -261,14 +261,14 @@ class EtcdClient:
     def scan_prefix(
         self, prefix: bytes, revision: int = 0, page: int = 1000, serializable: bool = False
     ) -> tuple[list[KeyValue], int]:
-        """Every key under prefix, paginated, all pages read at one revision.
+        """Every key under prefix (b"" = the whole keyspace), paginated, all pages at one revision.
 
         The first page fixes the revision (unless given), later pages ask for that same revision,
         so the result is one consistent cut even while writers keep writing.
         """
-        end = prefix_end(prefix)
+        # etcd's "every key": key "\0" with range_end "\0" (an empty key is rejected).
+        start, end = (prefix, prefix_end(prefix)) if prefix else (b"\x00", b"\x00")
         out: list[KeyValue] = []
-        start = prefix
         rev = revision
         while True:
             r = self.range(start, end, limit=page, revision=rev, serializable=serializable)

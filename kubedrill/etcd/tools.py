@@ -59,7 +59,10 @@ def run_tool(
         try:
             rc = int(c.wait(timeout=timeout)["StatusCode"])
         except Exception as exc:  # noqa: BLE001 - requests' ReadTimeout or ConnectionError
-            c.kill()
+            try:
+                c.kill()
+            except docker.errors.APIError:
+                pass  # it exited just now
             raise TimeoutError(
                 f"expected `{' '.join(argv)}` to finish within {timeout:.0f}s; it did not ({exc!r}). "
                 f"Last output: {c.logs(tail=5).decode(errors='replace')!r}. Try a smaller dataset or a longer timeout."
@@ -91,12 +94,17 @@ def tls_args(tls: ClientTLS) -> tuple[list[str], dict[Path, tuple[str, str]]]:
 
 def etcdctl(
     cluster: EtcdCluster, member: Member, args: list[str], *, tls: ClientTLS | None = None,
-    extra_mounts: dict[Path, tuple[str, str]] | None = None, timeout: float = 120.0,
+    extra_mounts: dict[Path, tuple[str, str]] | None = None, timeout: float = 120.0, command_timeout_s: int = 20,
 ) -> ToolResult:
-    """etcdctl against one member, from a container on the cluster's network, over TLS."""
+    """etcdctl against one member, from a container on the cluster's network, over TLS.
+
+    command_timeout_s bounds etcdctl's own retries (a refused client retries until then);
+    timeout bounds the container as a whole.
+    """
     targs, mounts = tls_args(tls or cluster.client_tls)
     mounts.update(extra_mounts or {})
-    argv = [ETCDCTL, f"--endpoints={member.client_url}", "--command-timeout=60s", *targs, *args]
+    argv = [ETCDCTL, f"--endpoints={member.client_url}", "--dial-timeout=5s",
+            f"--command-timeout={command_timeout_s}s", *targs, *args]
     return run_tool(cluster.image, argv, run_id=cluster.run_id, mounts=mounts, network=cluster.network_name,
                     timeout=timeout)
 
@@ -105,7 +113,8 @@ def snapshot_save(cluster: EtcdCluster, member: Member, out_file: Path, timeout:
     """`etcdctl snapshot save` over TLS into out_file on the host."""
     out_file.parent.mkdir(parents=True, exist_ok=True)
     return etcdctl(cluster, member, ["snapshot", "save", f"/kd/out/{out_file.name}"],
-                   extra_mounts={out_file.parent: ("/kd/out", "rw")}, timeout=timeout)
+                   extra_mounts={out_file.parent: ("/kd/out", "rw")}, timeout=timeout,
+                   command_timeout_s=int(timeout))
 
 
 def etcdutl(image: str, run_id: str, args: list[str], mounts: dict[Path, tuple[str, str]], timeout: float = 600.0) -> ToolResult:

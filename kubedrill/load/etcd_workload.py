@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from kubedrill.etcd.client import EtcdClient, EtcdError
 from kubedrill.etcd.tls import ClientTLS
@@ -268,3 +268,65 @@ def probe_many(
         futs = {ep.name: pool.submit(probe, ep, tls, recorder, kind=kind, count=count, timeout_s=timeout_s,
                                      key=key, gap_s=gap_s) for ep in endpoints}
         return {name: f.result() for name, f in futs.items()}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What load_dataset wrote: keys, value bytes, the revision after the last write, time taken."""
+
+    prefix: str
+    keys: int
+    value_bytes: int
+    revision: int
+    seconds: float
+
+
+def dataset_value_size(rng: random.Random) -> int:
+    """Mixed sizes like a Kubernetes keyspace: mostly small objects, some medium, a few large."""
+    r = rng.random()
+    if r < 0.80:
+        return rng.randint(32, 512)
+    if r < 0.98:
+        return rng.randint(1024, 4096)
+    return rng.randint(16 * 1024, 32 * 1024)
+
+
+def load_dataset(endpoint: Endpoint, tls: ClientTLS, n_keys: int, *, prefix: str = "kd/data/", seed: int = 0,
+                 threads: int = 2, value_size: Callable[[random.Random], int] = dataset_value_size,
+                 max_batch_bytes: int = 1 << 20, timeout_s: float = 30.0) -> Dataset:
+    """Write n_keys keys of mixed sizes in txn batches (<= 128 ops, <= 1 MiB each).
+
+    Deterministic for a seed (values are seeded random bytes). Bounded: each batch has its own
+    timeout, and any failed batch raises -- a dataset with holes would make the restore check
+    compare against something nobody wrote.
+    """
+    rng = random.Random(seed)
+    batches: list[list[tuple[bytes, bytes]]] = [[]]
+    size = 0
+    total = 0
+    for i in range(n_keys):
+        v = rng.randbytes(value_size(rng))
+        total += len(v)
+        if len(batches[-1]) >= 128 or size + len(v) > max_batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append((f"{prefix}{i:08d}".encode(), v))
+        size += len(v)
+    local = threading.local()
+    clients: list[EtcdClient] = []
+    revs: list[int] = []
+
+    def write(batch: list[tuple[bytes, bytes]]) -> int:
+        if not hasattr(local, "c"):
+            local.c = EtcdClient(endpoint.host, tls, timeout=timeout_s)
+            clients.append(local.c)
+        return local.c.put_many(batch)
+
+    t0 = time.monotonic()
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            revs = list(pool.map(write, [b for b in batches if b]))
+    finally:
+        for c in clients:
+            c.close()
+    return Dataset(prefix, n_keys, total, max(revs, default=0), time.monotonic() - t0)

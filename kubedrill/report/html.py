@@ -65,6 +65,7 @@ ul.tight{margin:4px 0;padding-left:20px}
 footer{margin-top:36px;color:var(--muted);font-size:12px}
 """
 
+MAIN_COMPONENTS = ("kubernetes", "kind", "etcd")  # listed first among the versions
 GATE_WORD = {"pass": "PASS", "fail": "FAIL", "unknown": "UNKNOWN", "skip": "SKIP"}
 
 
@@ -191,8 +192,10 @@ def _kv(pairs: Iterable[tuple[str, str]]) -> str:
 def _run_details(doc: dict[str, Any]) -> str:
     run = doc["run"]
     host, git = run.get("host", {}), run.get("git", {})
+    main_first = sorted(run.get("versions", {}).items(),
+                        key=lambda kv: (MAIN_COMPONENTS.index(kv[0]) if kv[0] in MAIN_COMPONENTS else 99, kv[0]))
     versions = ", ".join(f"{e(k)} <code>{e(v['value'])}</code> <span class='muted'>({e(v['source'])})</span>"
-                         for k, v in run.get("versions", {}).items())
+                         for k, v in main_first)
     commit = git.get("commit")
     git_s = (f"<code>{e(commit)}</code>" + (" <span class='muted'>(with local changes)</span>" if git.get("dirty") else "")
              if commit else "<span class='muted'>no git commit</span>")

@@ -29,7 +29,7 @@ class TestResult:
     headline: str = ""
     verdicts: list[Verdict] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
-    artifacts: list[dict[str, str]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)  # path, label[, files]
     markers: list[str] = field(default_factory=list)
 
     def add(self, verdict: Verdict) -> Verdict:

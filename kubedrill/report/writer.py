@@ -32,7 +32,7 @@ def result_from_dict(d: dict[str, Any]) -> TestResult:
     r.headline = d.get("headline", "")
     r.markers = d.get("markers", [])
     r.artifacts = d.get("artifacts", [])
-    verdict_figs = set()
+    verdict_figs: set[tuple[str, Any, str, str]] = set()
     for v in d.get("verdicts", []):
         figs = [Figure(**f) for f in v.get("figures", [])]
         verdict_figs.update((f.name, f.value, f.unit, f.detail) for f in figs)

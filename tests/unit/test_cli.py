@@ -143,10 +143,15 @@ def test_existing_cluster_setup_does_not_need_kind(fake_repo: Path, monkeypatch:
 
 def test_doctor_and_build_delegate(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     seen: list[tuple[str, list[str]]] = []
-    monkeypatch.setitem(sys.modules, "kubedrill.cluster.doctor",
-                        types.SimpleNamespace(main=lambda argv: seen.append(("doctor", argv)) or 0))
-    monkeypatch.setitem(sys.modules, "kubedrill.cluster.images",
-                        types.SimpleNamespace(main=lambda argv: seen.append(("build", argv)) or 3))
+
+    def fake_main(name: str, code: int) -> Any:
+        def main(argv: list[str]) -> int:
+            seen.append((name, argv))
+            return code
+        return main
+
+    monkeypatch.setitem(sys.modules, "kubedrill.cluster.doctor", types.SimpleNamespace(main=fake_main("doctor", 0)))
+    monkeypatch.setitem(sys.modules, "kubedrill.cluster.images", types.SimpleNamespace(main=fake_main("build", 3)))
     assert cli.main(["doctor", "--fix"]) == 0
     assert cli.main(["build", "--version", "v1.34.4"]) == 3
     assert seen == [("doctor", ["--fix"]), ("build", ["--version", "v1.34.4"])]

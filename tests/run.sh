@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The project's tests, from a bare machine to a verdict. `.ci/run` calls exactly this.
+#   1. host bootstrap (Docker engine, build tools, tox)            clusters/engine/bootstrap-host.sh
+#   2. offline builds, cached in ~/.cache/kubedrill                  python -m kubedrill build
+#   3. unit + browser tests (no cluster)                             tox -e unit,browser
+#   4. etcd suites on real etcd containers                           tox -e etcd
+#   5. one kind cluster shared by smoke, shutdown, drain and their meta-tests
+#   6. cluster-etcd (its own clusters) and the upgrade rehearsal (deferred when its images are cold)
+# Every step prints its elapsed time; the last line sums up all pytest runs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+T0=$(date +%s)
+mkdir -p reports/ci && rm -f reports/ci/*.xml
+export TESTCONTAINERS_RYUK_DISABLED=true PYTHONDONTWRITEBYTECODE=1
+step() { echo; echo "=== [kubedrill tests +$(( $(date +%s) - T0 ))s] $*"; }
+FAILED=()
+run_tox() {  # run_tox NAME ENV [pytest args...]
+  local name="$1" env="$2"; shift 2
+  step "$name: tox -e $env $*"
+  if ! tox -q -e "$env" -- --junitxml="$ROOT/reports/ci/$name.xml" "$@"; then FAILED+=("$name"); fi
+}
+
+step "bootstrap host"
+bash clusters/engine/bootstrap-host.sh || { echo "host bootstrap failed"; exit 2; }
+step "prepare the tox environment"
+tox -q -e unit --notest || { echo "tox environment could not be created"; exit 2; }
+
+step "offline builds (cached; cold on 2 cores ~25 min)"
+UPGRADE_FROM=$(grep ^K8S_UPGRADE_FROM= clusters/versions.env | cut -d= -f2)
+upgrade_cached() { docker images --format '{{.Tag}}' kubedrill/node | grep -q "^$UPGRADE_FROM-"; }
+BUILD_ARGS=()
+if [ -n "${KUBEDRILL_DEFER_UPGRADE:-}" ]; then
+  :
+elif upgrade_cached || [ -d "$HOME/.cache/kubedrill/k8s/$UPGRADE_FROM/bin" ]; then
+  BUILD_ARGS+=(--with-upgrade-source)
+else
+  # Building a second Kubernetes cold would push a fresh machine past CI's time limit.
+  export KUBEDRILL_DEFER_UPGRADE="the $UPGRADE_FROM node image is not cached and building a second Kubernetes version cold does not fit CI's time limit; run 'python -m kubedrill build --with-upgrade-source' once, then 'tox -e upgrade'"
+fi
+.tox/kd/bin/python -m kubedrill build "${BUILD_ARGS[@]}" || { echo "offline build failed"; exit 2; }
+bash clusters/images/build-sample-app.sh >/dev/null || { echo "sample app build failed"; exit 2; }
+
+run_tox unit unit
+run_tox browser browser
+run_tox etcd etcd
+step "kind suites sharing one three-node cluster: smoke, shutdown, drain + meta-tests"
+if ! .tox/kd/bin/python -m pytest -p no:cacheprovider --junitxml="$ROOT/reports/ci/kind-suites.xml" \
+    suites/smoke suites/shutdown suites/drain tests/meta/test_shutdown_meta.py tests/meta/test_drain_meta.py; then
+  FAILED+=("kind-suites")
+fi
+run_tox cluster-etcd cluster-etcd tests/meta/test_cluster_etcd_meta.py
+if [ -n "${KUBEDRILL_DEFER_UPGRADE:-}" ]; then
+  step "DEFERRED: upgrade suite"
+  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+  echo "!!! kubedrill: the upgrade suite was DEFERRED: $KUBEDRILL_DEFER_UPGRADE"
+  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+else
+  run_tox upgrade upgrade tests/meta/test_upgrade_meta.py
+fi
+
+step "leftovers"
+left=$(docker ps -a --filter label=io.x-k8s.kind.cluster --format '{{.Names}}' | grep '^kubedrill-' || true)
+left2=$(docker ps -a --filter label=kubedrill.run --format '{{.Names}}' || true)
+if [ -n "$left$left2" ]; then echo "containers left behind:"; echo "$left $left2"; FAILED+=("leftovers"); else echo "no kubedrill container left behind"; fi
+
+step "summary ($(( ($(date +%s) - T0) / 60 )) min)"
+.tox/kd/bin/python - <<'PY'
+import glob, xml.etree.ElementTree as ET
+tot = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+for f in sorted(glob.glob("reports/ci/*.xml")):
+    root = ET.parse(f).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    row = {k: sum(int(s.get(k, 0)) for s in suites) for k in tot}
+    for k in tot: tot[k] += row[k]
+    print(f"  {f.split('/')[-1]:<24} tests {row['tests']:>4}  failed {row['failures'] + row['errors']:>3}  skipped {row['skipped']:>3}")
+passed = tot["tests"] - tot["failures"] - tot["errors"] - tot["skipped"]
+print(f"{passed} passed, {tot['failures'] + tot['errors']} failed, {tot['skipped']} skipped")
+PY
+if [ ${#FAILED[@]} -gt 0 ]; then echo "FAILED steps: ${FAILED[*]}"; exit 1; fi
+exit 0
