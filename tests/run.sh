@@ -43,6 +43,7 @@ bash clusters/images/build-sample-app.sh >/dev/null || { echo "sample app build 
 
 run_tox unit unit
 run_tox browser browser
+run_tox integration integration
 run_tox etcd etcd
 step "kind suites sharing one three-node cluster: smoke, shutdown, drain + meta-tests"
 if ! .tox/kd/bin/python -m pytest -p no:cacheprovider --junitxml="$ROOT/reports/ci/kind-suites.xml" \

@@ -4,6 +4,7 @@
 # Usage: build-images.sh [vX.Y.Z]  -> $KD_CACHE/images/vX.Y.Z/*.tar (+ the images in the local engine)
 . "$(dirname "$0")/lib.sh"
 V="${1:-$K8S_VERSION}"
+take_lock "images-$V"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN="$KD_CACHE/k8s/$V/bin"
 bash "$HERE/build-k8s-binaries.sh" "$V"
@@ -55,11 +56,33 @@ DOCKER
 build_ctx "registry.k8s.io/kube-proxy:$V" "$WORK/kube-proxy"
 
 # etcd at the version kubeadm lists.
-bash "$HERE/build-etcd.sh" "$ETCD_V" >&2
-docker image inspect "$ETCD_TAG" >/dev/null 2>&1 || docker tag "kubedrill/etcd:$ETCD_V" "$ETCD_TAG"
+# The static pod only needs the server; when the proxy lacks etcdctl/etcdutl of that release
+# (seen: etcdutl v3.5.24), build the server alone.
+etcd_server_only() {
+  local v="$1" d="$KD_CACHE/etcd/$1-server"
+  if [ ! -x "$d/bin/etcd" ]; then
+    mkdir -p "$d/mod" "$d/bin"
+    ( cd "$d/mod"
+      printf 'module kubedrill.local/etcdserver\ngo 1.24\nrequire go.etcd.io/etcd/server/v3 %s\n' "$v" > go.mod
+      printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+      GOFLAGS=-mod=mod go mod tidy && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$d/bin/etcd" go.etcd.io/etcd/server/v3 ) \
+      || die "building etcd server $v failed"
+  fi
+  mkdir -p "$WORK/etcd"; cp "$d/bin/etcd" "$WORK/etcd/"
+  printf 'FROM scratch\nENV PATH=/usr/local/bin\nCOPY etcd /usr/local/bin/etcd\nENTRYPOINT ["/usr/local/bin/etcd"]\n' > "$WORK/etcd/Dockerfile"
+  build_ctx "$ETCD_TAG" "$WORK/etcd"
+}
+if docker image inspect "$ETCD_TAG" >/dev/null 2>&1; then
+  :
+elif bash "$HERE/build-etcd.sh" "$ETCD_V" >&2; then
+  docker image inspect "$ETCD_TAG" >/dev/null 2>&1 || docker tag "kubedrill/etcd:$ETCD_V" "$ETCD_TAG"
+else
+  log "full etcd $ETCD_V toolset not available from the module proxy; building the server only"
+  run_step "etcd server $ETCD_V" etcd_server_only "$ETCD_V"
+fi
 
 # coredns
-(COREDNS_VERSION="$COREDNS_V" bash "$HERE/build-go-tools.sh" coredns) >&2
+bash "$HERE/build-go-tools.sh" "coredns=$COREDNS_V" >&2
 mkdir -p "$WORK/coredns"; cp "$KD_CACHE/tools/coredns-$COREDNS_V/coredns" "$WORK/coredns/"
 printf 'FROM scratch\nCOPY coredns /coredns\nEXPOSE 53 53/udp\nENTRYPOINT ["/coredns"]\n' > "$WORK/coredns/Dockerfile"
 build_ctx "$COREDNS_TAG" "$WORK/coredns"

@@ -5,6 +5,7 @@
 # cannot resolve; replace lines pin each to v0.Y.Z (the published twin of vX.Y.Z).
 . "$(dirname "$0")/lib.sh"
 V="${1:-$K8S_VERSION}"
+take_lock "k8s-$V"
 OUT="$KD_CACHE/k8s/$V"
 if is_done "$OUT"; then log "kubernetes $V binaries cached in $OUT/bin"; exit 0; fi
 need_free_gb 6

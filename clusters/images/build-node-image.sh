@@ -5,6 +5,7 @@
 # Usage: build-node-image.sh [vX.Y.Z]   -> prints kubedrill/node:vX.Y.Z-<hash>
 . "$(dirname "$0")/lib.sh"
 V="${1:-$K8S_VERSION}"
+take_lock "node-$V"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BASE=$(bash "$HERE/build-base-image.sh" | tail -1)
 bash "$HERE/build-images.sh" "$V"

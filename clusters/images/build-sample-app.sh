@@ -27,13 +27,22 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   log "sample app image $IMAGE is cached (source unchanged)"
   echo "$IMAGE"; exit 0
 fi
-command -v go >/dev/null || die "go is not installed; install Go >= 1.22 to build the sample app."
+# The binary is cached per source hash under $KD_CACHE, so a pruned image rebuilds without Go.
+BIN_DIR="$KD_CACHE/sample-app/$H"
+if is_done "$BIN_DIR"; then
+  log "sample app binary cached in $BIN_DIR"
+else
+  command -v go >/dev/null || die "go is not installed; install Go >= 1.22 to build the sample app."
+  mkdir -p "$BIN_DIR"
+  # GOWORK=off and -mod=mod keep a stray workspace or vendor/ from changing what gets built.
+  run_step "compile sample app (static, CGO_ENABLED=0)" \
+    env -C "$KD_ROOT/apps/sample" CGO_ENABLED=0 GOOS=linux GOWORK=off GOFLAGS=-mod=mod \
+    go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/app" .
+  mark_done "$BIN_DIR"
+fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kd-sample-app.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-# Build inside the module; GOFLAGS=-mod=mod keeps a stray vendor/ or workspace from interfering.
-run_step "compile sample app (static, CGO_ENABLED=0)" \
-  env -C "$KD_ROOT/apps/sample" CGO_ENABLED=0 GOOS=linux GOWORK=off GOFLAGS=-mod=mod \
-  go build -trimpath -ldflags "-s -w" -o "$TMP/app" .
+cp "$BIN_DIR/app" "$TMP/app"
 cat > "$TMP/Dockerfile" <<DOCKERFILE
 FROM scratch
 COPY app /app

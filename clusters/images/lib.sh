@@ -30,3 +30,12 @@ need_free_gb() {
   avail=$(df -Pk "$KD_CACHE" | awk 'NR==2{print int($4/1048576)}')
   [ "$avail" -ge "$need" ] || die "need ${need} GiB free under $KD_CACHE for this build, only ${avail} GiB available. Free space or set KUBEDRILL_CACHE to a bigger disk."
 }
+# take_lock NAME: serialize concurrent builds of the same thing (parallel test sessions, xdist).
+# The lock is held until the script exits.
+take_lock() {
+  exec {KD_LOCK_FD}>"$KD_CACHE/.lock-$1"
+  if ! flock -n "$KD_LOCK_FD"; then
+    log "waiting for another build of $1 to finish ..."
+    flock "$KD_LOCK_FD"
+  fi
+}

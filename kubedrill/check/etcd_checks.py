@@ -263,9 +263,9 @@ def check_restored_state(
     return Verdict.ok(name, f"all {len(expected)} keys equal in value and revisions at revision {actual_revision}", figures)
 
 
-def check_hashes_equal(hashes: Mapping[str, Any], revision: int) -> Verdict:
-    """`endpoint hashkv` at one revision is equal on every member: the recovered one caught up."""
-    name = "members-converged"
+def check_hashes_equal(hashes: Mapping[str, Any], revision: int, name: str = "members-converged") -> Verdict:
+    """`endpoint hashkv` at one revision is equal on every member: the recovered one caught up
+    (or, across clusters, the restored history equals the source's up to that revision)."""
     if len(hashes) < 2:
         return Verdict.unknown(name, f"need hashes of at least 2 members, got {dict(hashes)}")
     if len(set(hashes.values())) != 1:

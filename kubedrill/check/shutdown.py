@@ -198,7 +198,8 @@ def _killed(rec: TerminationRecord, t0: float) -> Verdict | None:
     if not rec.killed:
         return None
     grace = f"{rec.grace_seconds:g} s"
-    if rec.exit_at is not None and rec.exit_at - t0 < 0.9 * rec.grace_seconds:
+    # Tolerance: Kubernetes reports finishedAt in whole seconds, and the runtime kills a little late.
+    if rec.exit_at is not None and rec.exit_at - t0 < rec.grace_seconds - max(1.5, 0.1 * rec.grace_seconds):
         return Verdict.fail("sigkill", f"pod {rec.pod} was SIGKILLed {rec.exit_at - t0:.1f} s after deletion, before its {grace} "
                                    "grace period ended: something other than the grace period killed it (liveness probe, "
                                    "OOM, node shutdown, or deletion with --grace-period=0)")

@@ -89,18 +89,33 @@ def sweep(dry_run: bool = False) -> list[str]:
             continue
         reg = _registry() / f"{name}.json"
         owner = None
+        kept = False
         if reg.exists():
             try:
-                owner = int(json.loads(reg.read_text())["pid"])
+                entry = json.loads(reg.read_text())
+                kept = bool(entry.get("kept"))
+                owner = int(entry["pid"])
             except (ValueError, KeyError, json.JSONDecodeError):
                 owner = None
-        if owner is not None and _pid_alive(owner):
+        if kept or (owner is not None and _pid_alive(owner)):
             continue
         gone.append(name)
         if not dry_run:
             say(f"sweeping leftover cluster {name} (owner process gone)")
             delete(name)
     return gone
+
+
+def keep(name: str) -> None:
+    """--keep-cluster: hand the cluster to the user. Neither this process's exit cleanup nor a later
+    session's sweep() deletes it (sweep would, since its owner is gone); `kind delete cluster` does."""
+    _LIVE.discard(name)
+    reg = _registry() / f"{name}.json"
+    try:
+        entry = json.loads(reg.read_text()) if reg.exists() else {}
+    except json.JSONDecodeError:
+        entry = {}
+    reg.write_text(json.dumps({**entry, "kept": True}))
 
 
 def _atexit_cleanup() -> None:

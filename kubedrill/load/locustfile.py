@@ -15,7 +15,8 @@ time.monotonic() (tests/unit/test_load_clock.py checks this); "s" allows a wall-
 
 Configuration comes from the environment (set by kubedrill.load.runner.LoadRunner):
 KD_LOAD_OUT (required), KD_LOAD_PATH (/), KD_LOAD_RATE_PER_USER (0 = no pacing),
-KD_LOAD_MAX_PER_USER (0 = unlimited), KD_LOAD_TIMEOUT (5 s).
+KD_LOAD_MAX_PER_USER (0 = unlimited), KD_LOAD_TIMEOUT (5 s), KD_LOAD_KEEPALIVE (1; 0 = a new
+connection per request, which is what exposes stale Service routing to a terminating pod).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ PATH = os.environ.get("KD_LOAD_PATH", "/")
 RATE_PER_USER = float(os.environ.get("KD_LOAD_RATE_PER_USER", "0") or 0)
 MAX_PER_USER = int(os.environ.get("KD_LOAD_MAX_PER_USER", "0") or 0)
 TIMEOUT = float(os.environ.get("KD_LOAD_TIMEOUT", "5") or 5)
+# "Connection: close" makes every request open a new connection, routed afresh by the Service.
+HEADERS = {} if os.environ.get("KD_LOAD_KEEPALIVE", "1") != "0" else {"Connection": "close"}
 OUT_DIR = os.environ.get("KD_LOAD_OUT", "")
 
 _out: IO[str] | None = None
@@ -132,4 +135,4 @@ class ServiceUser(FastHttpUser):
             gevent.spawn_later(0.2, _quit_if_idle, self.environment)
             raise StopUser()
         self.done += 1
-        self.client.get(PATH, name=PATH)
+        self.client.get(PATH, name=PATH, headers=HEADERS)

@@ -18,7 +18,9 @@ own containers, e.g. a kind node's IP): this suite never sends load anywhere els
 
 Distributed mode: processes=N (N > 1) runs `locust --processes N`: a master and N forked workers on
 this machine, users split between them, each worker writing its own request log. Use it when one
-process cannot reach the rate (one locust process is bound to one core); on 2 cores it rarely helps.
+process cannot reach the rate (one locust process is bound to one core); on 2 cores it does not
+help (benchmarks/load_rate.py). Multi-host --master/--worker is deliberately not offered: load
+goes only to this machine. `extra_args` passes any other locust flag as is.
 Clocks: the subprocess stamps each request with CLOCK_MONOTONIC, which on Linux is system-wide,
 so its times are used as they are (clock="mono"); clock="wall" converts wall times via the
 recorder instead (needed only if the load ran on another host).
@@ -128,9 +130,12 @@ class LoadRunner:
         clock: Clock = "mono",
         allow_non_loopback: bool = False,
         extra_args: Sequence[str] = (),
+        keep_alive: bool = True,
     ) -> None:
         """rate: total target req/s over all users (constant_throughput); None = as fast as possible.
-        run_time (s) and max_requests bound the run; locust stops itself at whichever comes first."""
+        run_time (s) and max_requests bound the run; locust stops itself at whichever comes first.
+        keep_alive=False opens a new connection per request: a kept-alive connection stays pinned to
+        one pod, so it never meets a Service route to a pod that is already gone (drain suite)."""
         _check_target(base_url, allow_non_loopback)
         if users < 1 or processes < 1:
             raise ValueError(f"users and processes must be >= 1, got users={users} processes={processes}")
@@ -153,6 +158,7 @@ class LoadRunner:
         self.recorder = recorder if recorder is not None else Recorder("load")
         self.clock: Clock = clock
         self.extra_args = list(extra_args)
+        self.keep_alive = keep_alive
         self.workdir = workdir
         self._proc: subprocess.Popen[bytes] | None = None
         self._ops: list[Operation] | None = None
@@ -183,6 +189,7 @@ class LoadRunner:
             "KD_LOAD_RATE_PER_USER": "0" if self.rate is None else repr(self.rate / self.users),
             "KD_LOAD_MAX_PER_USER": per_user,
             "KD_LOAD_TIMEOUT": repr(self.request_timeout),
+            "KD_LOAD_KEEPALIVE": "1" if self.keep_alive else "0",
             "PYTHONUNBUFFERED": "1",
         })
         return env

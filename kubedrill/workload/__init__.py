@@ -5,7 +5,13 @@
     docs = render_manifests(spec)        # list[dict] for the kubernetes client
 """
 
-from kubedrill.workload.lifecycle import AppLifecycle, LifecycleEvent, parse_lifecycle
+from kubedrill.workload.lifecycle import (
+    AppLifecycle,
+    LifecycleEvent,
+    TerminatedState,
+    parse_lifecycle,
+    terminated_state,
+)
 from kubedrill.workload.manifests import ManifestError, parse_manifests
 from kubedrill.workload.sample import (
     MODE_FAULTS,
@@ -22,6 +28,7 @@ __all__ = [
     "MODE_FAULTS",
     "ManifestError",
     "SAMPLE_MODES",
+    "TerminatedState",
     "WorkloadSpec",
     "WorkloadSpecError",
     "build_sample_image",
@@ -31,4 +38,5 @@ __all__ = [
     "render_manifests",
     "sample_image_tag",
     "sample_workload",
+    "terminated_state",
 ]

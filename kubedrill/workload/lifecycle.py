@@ -9,9 +9,11 @@ use `time` and convert with Recorder.wall0/mono0 (then clock skew between hosts 
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Any, Literal, Mapping
 
 EVENT_NAMES = (
     "started", "prestop-start", "prestop-end", "sigterm", "sigint", "listener-closed",
@@ -72,3 +74,67 @@ def parse_lifecycle(text: str) -> AppLifecycle:
             raise ValueError(f"sample app lifecycle event {i} is malformed ({exc!r}): {e!r}") from None
     return AppLifecycle(pod=str(raw.get("pod", "")), node=str(raw.get("node", "")), mode=str(raw.get("mode", "")),
                         events=tuple(events))
+
+
+def rfc3339_to_unix(ts: Any) -> float | None:
+    """finishedAt as Unix seconds: a datetime (kubernetes client) or an RFC 3339 string (raw JSON)."""
+    if ts is None:
+        return None
+    if isinstance(ts, datetime):
+        return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).timestamp()
+    text = str(ts).replace("Z", "+00:00")
+    base, dot, rest = text.partition(".")
+    if dot:  # fractional seconds of any length (Docker gives nanoseconds)
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
+        tz = rest[len(digits):]
+        return datetime.fromisoformat(base + tz).timestamp() + float("0." + digits)
+    return datetime.fromisoformat(text).timestamp()
+
+
+@dataclass(frozen=True)
+class TerminatedState:
+    """A container's terminated state on the test's clock; `note` says why `events` may be empty."""
+
+    events: dict[str, float]
+    exit_at: float | None
+    exit_code: int | None
+    reason: str | None
+    note: str = ""
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """For `TerminationRecord.from_events(pod, grace, **state.as_kwargs(), deletion_at=..., ...)`."""
+        return {"events": self.events, "exit_at": self.exit_at, "exit_code": self.exit_code, "reason": self.reason}
+
+
+def terminated_state(
+    terminated: Mapping[str, Any], *, wall0: float, mono0: float, clock: Literal["mono", "wall"] = "mono",
+) -> TerminatedState:
+    """A container's terminated state, ready for `TerminationRecord.from_events`.
+
+    `terminated` is `status.containerStatuses[i].state.terminated` (or `lastState.terminated`) as raw
+    JSON (camelCase) or as the kubernetes client's `.to_dict()` (snake_case). Its `message` is the
+    app's termination log. clock="mono" uses the app's CLOCK_MONOTONIC stamps as they are (kind:
+    nodes share this host's kernel); clock="wall" maps wall times with the test Recorder's
+    wall0/mono0 (a remote cluster; then host clock skew adds error). finishedAt only has whole
+    seconds in Kubernetes, so the app's own "exit" event is preferred; when the app was SIGKILLed
+    there is none, and finishedAt + 0.5 s (the middle of its second) is used.
+    """
+    def get(*keys: str) -> Any:
+        return next((terminated[k] for k in keys if terminated.get(k) is not None), None)
+
+    message = get("message") or ""
+    events: dict[str, float] = {}
+    note = "" if message.strip() else "empty termination message (the app wrote no lifecycle record)"
+    if message.strip():
+        try:
+            lc = parse_lifecycle(message)
+            events = lc.times("mono") if clock == "mono" else lc.times("wall", offset=mono0 - wall0)
+        except ValueError as exc:
+            note = str(exc)
+    finished = rfc3339_to_unix(get("finishedAt", "finished_at"))
+    exit_at = events.get("exit")
+    if exit_at is None and finished is not None:
+        exit_at = mono0 + (finished + 0.5 - wall0)
+    code = get("exitCode", "exit_code")
+    return TerminatedState(events=events, exit_at=exit_at, exit_code=None if code is None else int(code),
+                           reason=get("reason"), note=note)

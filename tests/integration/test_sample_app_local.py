@@ -32,7 +32,7 @@ from kubedrill.check.shutdown import TerminationRecord, check_shutdown
 from kubedrill.check.verdict import Status
 from kubedrill.load import LoadRunner, SlowProbe
 from kubedrill.record import Recorder
-from kubedrill.workload.lifecycle import AppLifecycle, parse_lifecycle
+from kubedrill.workload.lifecycle import AppLifecycle, parse_lifecycle, rfc3339_to_unix
 
 pytestmark = [pytest.mark.needs_docker]
 
@@ -126,15 +126,6 @@ def container(sample_app_image: str, request: pytest.FixtureRequest, tmp_path: P
         c.remove()
 
 
-def _rfc3339_to_wall(ts: str) -> float:
-    """Docker's FinishedAt (RFC 3339 with nanoseconds, UTC) as Unix seconds."""
-    from datetime import datetime, timezone
-
-    base, _, frac = ts.rstrip("Z").partition(".")
-    t = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    return t + (float("0." + frac) if frac else 0.0)
-
-
 def terminate_like_the_kubelet(c: AppContainer, with_prestop: bool, deletion_at: float) -> threading.Thread:
     """preStop (if any), then SIGTERM with what is left of the grace period; runs in a thread."""
     def run() -> None:
@@ -165,10 +156,11 @@ def test_shutdown_mode_is_judged(mode: str, container: AppContainer, kd_report) 
             assert not kubelet.is_alive(), "docker stop did not return within the grace period + 60 s"
     state = container.state()
     lc = container.lifecycle()
-    finished_wall = _rfc3339_to_wall(str(state["FinishedAt"]))
+    finished_wall = rfc3339_to_unix(state["FinishedAt"])
+    assert finished_wall is not None, f"docker reported no FinishedAt: {state}"
     record = TerminationRecord.from_events(
         container.name, GRACE, lc.times("mono"), deletion_at=deletion_at,
-        exit_at=rec.mono0 + (finished_wall - rec.wall0), exit_code=int(state["ExitCode"]),  # type: ignore[call-overload]
+        exit_at=rec.mono0 + (finished_wall - rec.wall0), exit_code=int(str(state["ExitCode"])),
         reason="OOMKilled" if state.get("OOMKilled") else None, prestop_expected=with_prestop,
         inflight=probe.operations, traffic=load.operations)
     verdict = kd_report.add(check_shutdown(record))

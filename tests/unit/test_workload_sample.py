@@ -102,3 +102,52 @@ def test_lifecycle_from_a_termination_message() -> None:
 def test_lifecycle_errors_say_what_was_wrong(text: str) -> None:
     with pytest.raises(ValueError, match="lifecycle"):
         parse_lifecycle(text)
+
+
+def _round_trip(doc: dict[str, Any]) -> Any:
+    """Through the kubernetes client's typed models and back: unknown or misspelled fields vanish."""
+    from kubernetes.client import ApiClient
+
+    types = {"Deployment": "V1Deployment", "Service": "V1Service", "PodDisruptionBudget": "V1PodDisruptionBudget"}
+    api = ApiClient()
+    return api.sanitize_for_serialization(api._ApiClient__deserialize(doc, types[doc["kind"]]))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["graceful", "no-prestop"])
+def test_manifests_use_only_fields_the_kubernetes_api_knows(mode: str) -> None:
+    for doc in render_manifests(sample_workload(mode, image="x")):
+        assert _round_trip(doc) == doc, f"{doc['kind']} has a field the Kubernetes API models do not know"
+    typo = render_manifests(sample_workload(image="x"))[0]
+    typo["spec"]["template"]["spec"]["terminationGracePeriod"] = 3
+    assert _round_trip(typo) != typo  # the check has teeth
+
+
+def test_terminated_state_from_raw_pod_status() -> None:
+    from kubedrill.check.shutdown import TerminationRecord
+    from kubedrill.workload.lifecycle import terminated_state
+
+    raw = {"exitCode": 0, "reason": "Completed", "finishedAt": "2026-11-25T15:32:13Z", "message": TERMINATION_MESSAGE}
+    st = terminated_state(raw, wall0=1795620700.0, mono0=800.0)
+    assert st.exit_code == 0 and st.reason == "Completed" and st.note == ""
+    assert st.exit_at == pytest.approx(847.661169811)  # the app's own exit event, not finishedAt
+    wall = terminated_state(raw, wall0=1795620700.0, mono0=800.0, clock="wall")
+    assert wall.events["sigterm"] == pytest.approx(800.0 + 32.2649484)
+    rec = TerminationRecord.from_events("p", 30, **st.as_kwargs(), deletion_at=845.0)
+    assert rec.sigterm_at == pytest.approx(846.077064322)
+
+
+def test_terminated_state_of_a_sigkilled_container_uses_finished_at() -> None:
+    from datetime import datetime, timezone
+
+    from kubedrill.workload.lifecycle import terminated_state
+
+    sigterm_only = TERMINATION_MESSAGE.split(',{"event":"listener-closed"')[0] + "]}"
+    client_dict = {"exit_code": 137, "reason": "Error", "message": sigterm_only,
+                   "finished_at": datetime(2026, 11, 25, 15, 32, 40, tzinfo=timezone.utc)}
+    st = terminated_state(client_dict, wall0=1795620700.0, mono0=800.0)
+    assert st.exit_code == 137 and "exit" not in st.events and "sigterm" in st.events
+    finished = datetime(2026, 11, 25, 15, 32, 40, tzinfo=timezone.utc).timestamp()
+    assert st.exit_at == pytest.approx(800.0 + finished + 0.5 - 1795620700.0)
+    empty = terminated_state({"exitCode": 137, "finishedAt": "2026-11-25T15:32:40.123456789Z"}, wall0=0.0, mono0=0.0)
+    assert empty.events == {} and "empty termination message" in empty.note
+    assert empty.exit_at == pytest.approx(finished + 0.123456789 + 0.5)

@@ -1,0 +1,327 @@
+"""A kubeadm upgrade as operations on node containers, one node at a time.
+
+The steps are the ones the kubeadm documentation gives for a package-managed host, done the way a
+package manager would do them on a kind node:
+
+    control plane (first):  drain -> new kubeadm -> `kubeadm upgrade plan vX` -> `kubeadm upgrade apply vX`
+                            -> new kubelet + kubectl -> restart kubelet -> uncordon
+    control plane (others): drain -> new kubeadm -> `kubeadm upgrade node` -> new kubelet ... -> uncordon
+    worker:                 drain -> new kubeadm -> `kubeadm upgrade node` -> new kubelet ... -> uncordon
+
+Binaries come from the offline cache (~/.cache/kubedrill/k8s/<v>/bin) and replace /usr/bin/<name>
+by copy-then-rename, as dpkg does, so a running kubelet keeps its old inode until restarted.
+There is no registry, so the target's images are imported into every node's containerd before
+the first step (`stage_images`), the role deciding which ones a node needs.
+
+`UpgradeNode` is a Disruption: uncordon is its heal, so a node is never left cordoned.
+`Rollout` refuses an upgrade kubeadm would refuse (more than one minor, downgrade) before it
+touches anything, and gives the node order (control planes first, unless told otherwise to
+rehearse the mistake).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kubedrill.check.skew import UpgradePlan, Version, check_upgrade_path, parse_upgrade_plan, plan_problems
+from kubedrill.cluster.handle import Cluster, CommandFailed
+from kubedrill.cluster.paths import cache_dir
+from kubedrill.cluster.progress import say
+from kubedrill.cluster.waits import until
+from kubedrill.disrupt.base import Disruption, DisruptionError
+from kubedrill.disrupt.node import DrainNode, uncordon
+from kubedrill.record import Recorder
+
+Role = Literal["control-plane", "worker"]
+Order = Literal["control-plane-first", "workers-first"]
+ORDERS: tuple[str, ...] = ("control-plane-first", "workers-first")
+# Images a worker needs from the target release: kube-proxy (DaemonSet), CoreDNS (may be scheduled
+# there), pause (sandboxes; kubeadm's CreateJob health check). Control planes need them all.
+WORKER_IMAGES = ("kube-proxy", "coredns", "pause")
+# kubeadm's only upgrade preflight check besides "am I root" is SystemVerification, which reads the
+# host kernel config; a kind node is a container without /proc/config.gz or /boot/config-*, and
+# kind skips kubeadm preflight for the same reason. Ignore that check only, never "all".
+IGNORE_PREFLIGHT = ("SystemVerification",)
+
+
+class ReleaseMissing(RuntimeError):
+    """A version's binaries or image tarballs are not in the offline cache; the message says how to build them."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Kubernetes version as the offline cache holds it (built by clusters/images/build-node-image.sh)."""
+
+    version: str
+    bin_dir: Path
+    images_dir: Path
+    images: tuple[str, ...]  # `kubeadm config images list` for this version
+
+    @classmethod
+    def from_cache(cls, version: str, root: Path | None = None) -> "Release":
+        base = root or cache_dir()
+        bins, imgs = base / "k8s" / version / "bin", base / "images" / version
+        listing = imgs / "kubeadm-images.txt"
+        missing = [str(p) for p in (bins / "kubeadm", bins / "kubelet", bins / "kubectl", listing) if not p.exists()]
+        if missing:
+            raise ReleaseMissing(f"Kubernetes {version} is not in the offline cache (missing {', '.join(missing)}); "
+                                 f"build it with: bash clusters/images/build-node-image.sh {version}")
+        rel = cls(version, bins, imgs, tuple(ln.strip() for ln in listing.read_text().splitlines() if ln.strip()))
+        absent = [str(rel.tarball(i)) for i in rel.images if not rel.tarball(i).exists()]
+        if absent:
+            raise ReleaseMissing(f"image tarballs for {version} are missing: {', '.join(absent)}; rebuild with "
+                                 f"bash clusters/images/build-node-image.sh {version}")
+        return rel
+
+    @staticmethod
+    def component(image: str) -> str:
+        """registry.k8s.io/coredns/coredns:v1.12.1 -> coredns."""
+        return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+
+    def tarball(self, image: str) -> Path:
+        """build-images.sh saves each image as <component>.tar."""
+        return self.images_dir / f"{self.component(image)}.tar"
+
+    def image_tag(self, component: str) -> str:
+        """The tag kubeadm uses for a component at this version, e.g. etcd -> 3.6.5-0."""
+        for i in self.images:
+            if self.component(i) == component:
+                return i.rsplit(":", 1)[1]
+        raise KeyError(f"{component} is not among the images of {self.version}: {', '.join(self.images)}")
+
+    def images_for(self, role: Role) -> list[str]:
+        return list(self.images) if role == "control-plane" else [i for i in self.images
+                                                                  if self.component(i) in WORKER_IMAGES]
+
+
+# --- operations on one node container -------------------------------------------------------------
+
+def node_images(cluster: Cluster, node: str) -> set[str]:
+    out = cluster.node_exec(node, "ctr", "-n", "k8s.io", "images", "ls", "-q", timeout=60).stdout
+    return set(out.split())
+
+
+def import_image(node: str, tarball: Path, timeout: float = 600) -> None:
+    """Stream a `docker save` tarball into the node's containerd (pinned, like the node image build)."""
+    argv = ["docker", "exec", "-i", node, "ctr", "-n", "k8s.io", "images", "import",
+            "--label=io.cri-containerd.pinned=pinned", "--all-platforms", "--no-unpack", "--digests", "-"]
+    with tarball.open("rb") as f:
+        p = subprocess.run(argv, stdin=f, capture_output=True, timeout=timeout)
+    if p.returncode != 0:
+        raise DisruptionError(f"importing {tarball.name} into {node} failed (exit {p.returncode}): "
+                              f"{p.stderr.decode(errors='replace')[-800:]}")
+
+
+def stage_images(cluster: Cluster, node: str, role: Role, release: Release) -> list[str]:
+    """Import the release images `node` lacks; prove they are all there afterwards. Returns those imported."""
+    want = release.images_for(role)
+    have = node_images(cluster, node)
+    todo = [i for i in want if i not in have]
+    for image in todo:
+        import_image(node, release.tarball(image))
+    left = [i for i in want if i not in node_images(cluster, node)]
+    if left:
+        raise DisruptionError(f"after importing, {node} still lacks {', '.join(left)}: the tarball names do not match "
+                              f"the images kubeadm lists for {release.version} ({release.images_dir})")
+    return todo
+
+
+def binary_version(cluster: Cluster, node: str, name: str) -> str:
+    """The version a binary on the node reports (kubeadm, kubelet or kubectl)."""
+    argv = {"kubeadm": ["kubeadm", "version", "-o", "short"], "kubelet": ["kubelet", "--version"],
+            "kubectl": ["kubectl", "version", "--client"]}[name]
+    out = cluster.node_exec(node, *argv, timeout=60).stdout
+    return next((w for w in out.split() if w.startswith("v") and w[1:2].isdigit()), out.strip())
+
+
+def place_binary(cluster: Cluster, node: str, release: Release, name: str) -> str:
+    """Install /usr/bin/<name> of `release` the way a package upgrade does (copy beside, then rename over)."""
+    tmp = f"/usr/bin/.{name}.kubedrill-new"
+    subprocess.run(["docker", "cp", str(release.bin_dir / name), f"{node}:{tmp}"], check=True, capture_output=True,
+                   timeout=300)
+    cluster.node_exec(node, "sh", "-c", f"chmod 0755 {tmp} && mv -f {tmp} /usr/bin/{name}", timeout=60)
+    got = binary_version(cluster, node, name)
+    if got != release.version:
+        raise DisruptionError(f"/usr/bin/{name} on {node} reports {got} after replacing it with {release.version}")
+    return got
+
+
+def restart_kubelet(cluster: Cluster, node: str) -> None:
+    cluster.node_exec(node, "systemctl", "daemon-reload", timeout=60)
+    cluster.node_exec(node, "systemctl", "restart", "kubelet", timeout=120)
+    state = cluster.node_exec(node, "systemctl", "is-active", "kubelet", timeout=30, check=False).stdout.strip()
+    if state != "active":
+        log = cluster.node_exec(node, "journalctl", "-u", "kubelet", "--no-pager", "-n", "20", timeout=30,
+                                check=False).stdout
+        raise DisruptionError(f"kubelet on {node} is {state!r} after restart; log tail:\n{log}")
+
+
+def kubeadm(cluster: Cluster, node: str, *args: str, timeout: float = 900) -> str:
+    """Run kubeadm on a node; return stdout+stderr (kubeadm logs its phases to both)."""
+    try:
+        p = cluster.node_exec(node, "kubeadm", *args, timeout=timeout)
+    except CommandFailed as exc:
+        raise DisruptionError(f"`kubeadm {shlex.join(args)}` on {node} failed (exit {exc.proc.returncode}):\n"
+                              f"{(exc.proc.stdout + exc.proc.stderr)[-3000:]}") from exc
+    return p.stdout + p.stderr
+
+
+def kubelet_version_of(cluster: Cluster, node: str) -> tuple[bool, str]:
+    n = cluster.core().read_node(node)
+    ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+    return ready, str(n.status.node_info.kubelet_version)
+
+
+# --- one node's step ---------------------------------------------------------------------------------
+
+@dataclass
+class Phase:
+    name: str
+    start: float
+    end: float
+    detail: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+class UpgradeNode(Disruption):
+    """Drain one node, upgrade kubeadm, run its kubeadm step, upgrade kubelet/kubectl, restart; uncordon on heal.
+
+    `kubeadm_step`: "apply" (the first control plane: plan, then apply), "node" (every other node).
+    `effect` ends with the kubelet version before/after as the API reports them, and the plan.
+    """
+
+    def __init__(self, cluster: Cluster, node: str, role: Role, target: Release, kubeadm_step: Literal["apply", "node"],
+                 recorder: Recorder | None = None, drain_timeout_s: int = 240, kubeadm_timeout_s: float = 900,
+                 ready_timeout_s: float = 300, current_version: str = "") -> None:
+        super().__init__()
+        self.cluster, self.node, self.role, self.target = cluster, node, role, target
+        self.kubeadm_step = kubeadm_step
+        self.recorder = recorder
+        self.drain = DrainNode(cluster, node, timeout_s=drain_timeout_s)
+        self.kubeadm_timeout_s, self.ready_timeout_s = kubeadm_timeout_s, ready_timeout_s
+        self.current_version = current_version
+        self.name = f"upgrade/{node}"
+        self.phases: list[Phase] = []
+        self.plan: UpgradePlan | None = None
+        self.plan_text = ""
+        self.kubeadm_output = ""
+
+    def available(self) -> str | None:
+        if self.cluster.provider != "kind":
+            return "upgrading a node replaces its binaries, which needs node access (kind)"
+        return None
+
+    def healthy(self) -> tuple[bool, str]:
+        """Every node Ready and schedulable: a step may only start when no other node is out."""
+        bad = []
+        for n in self.cluster.core().list_node().items:
+            ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+            if not ready or n.spec.unschedulable:
+                bad.append(f"{n.metadata.name}(Ready={ready}, cordoned={bool(n.spec.unschedulable)})")
+        return not bad, ("all nodes Ready and schedulable" if not bad else "nodes out: " + ", ".join(bad))
+
+    def _phase(self, name: str, fn, detail: str = ""):  # type: ignore[no-untyped-def]
+        t0 = time.monotonic()
+        say(f"  {self.node}: {name} ...")
+        if self.recorder is not None:
+            self.recorder.event("upgrade-phase-start", f"{self.node} {name}", node=self.node, phase=name)
+        result = fn()
+        self.phases.append(Phase(name, t0, time.monotonic(), detail))
+        if self.recorder is not None:
+            self.recorder.event("upgrade-phase-end", f"{self.node} {name}", node=self.node, phase=name)
+        say(f"  {self.node}: {name} done in {time.monotonic() - t0:.1f}s")
+        return result
+
+    def _plan(self) -> None:
+        args = ["upgrade", "plan", self.target.version, *[f"--ignore-preflight-errors={c}" for c in IGNORE_PREFLIGHT]]
+        self.plan_text = kubeadm(self.cluster, self.node, *args, timeout=300)
+        self.plan = parse_upgrade_plan(self.plan_text)
+        if self.current_version:
+            problems = plan_problems(self.plan, Version.parse(self.current_version), Version.parse(self.target.version),
+                                     self.cluster.all_nodes)
+            if problems:
+                raise DisruptionError(f"kubeadm's plan on {self.node} is not the intended upgrade: {'; '.join(problems)}")
+
+    def inject(self) -> None:
+        v0 = kubelet_version_of(self.cluster, self.node)[1]
+        self.effect["kubelet_before"] = v0
+        self._phase("drain", self.drain.inject)
+        self.effect["evicted"] = len(self.drain.effect.get("evicted", []))
+        self._phase("kubeadm-binary", lambda: place_binary(self.cluster, self.node, self.target, "kubeadm"))
+        ignore = [f"--ignore-preflight-errors={c}" for c in IGNORE_PREFLIGHT]
+        if self.kubeadm_step == "apply":
+            self._phase("kubeadm-plan", self._plan)
+            self.kubeadm_output = self._phase("kubeadm-apply", lambda: kubeadm(
+                self.cluster, self.node, "upgrade", "apply", self.target.version, "--yes", *ignore,
+                timeout=self.kubeadm_timeout_s))
+        else:
+            self.kubeadm_output = self._phase("kubeadm-node", lambda: kubeadm(
+                self.cluster, self.node, "upgrade", "node", *ignore, timeout=self.kubeadm_timeout_s))
+        for name in ("kubelet", "kubectl"):
+            self._phase(f"{name}-binary", lambda name=name: place_binary(self.cluster, self.node, self.target, name))
+        self._phase("kubelet-restart", lambda: restart_kubelet(self.cluster, self.node))
+
+        def reports_target() -> tuple[bool, str]:
+            ready, v = kubelet_version_of(self.cluster, self.node)
+            return ready and v == self.target.version, f"Ready={ready}, kubeletVersion={v}"
+
+        self._phase("kubelet-ready", lambda: until(
+            f"node {self.node} Ready with kubelet {self.target.version}", reports_target, self.ready_timeout_s,
+            interval=2.0, hint=f"docker exec {self.node} journalctl -u kubelet shows why the new kubelet is not Ready"))
+        self.effect["kubelet_after"] = kubelet_version_of(self.cluster, self.node)[1]
+
+    def heal(self) -> None:
+        uncordon(self.cluster, self.node)
+
+
+# --- the whole rollout -------------------------------------------------------------------------------
+
+@dataclass
+class Rollout:
+    """Which nodes, in which order, with which kubeadm step; refuses what kubeadm would refuse."""
+
+    cluster: Cluster
+    target: Release
+    order: Order = "control-plane-first"
+    current_version: str = ""
+    steps_done: list[str] = field(default_factory=list)
+
+    def preflight(self) -> str:
+        """Read the cluster version from the API server and refuse a skip of more than one minor (as kubeadm would)."""
+        from kubernetes import client
+
+        self.current_version = str(client.VersionApi(self.cluster.api_client()).get_code().git_version)
+        check_upgrade_path(self.current_version, self.target.version, self.target.version)
+        return self.current_version
+
+    def sequence(self) -> list[tuple[str, Role, Literal["apply", "node"]]]:
+        """(node, role, kubeadm step) in rollout order. workers-first exists only to rehearse the mistake."""
+        cps = [(n, "control-plane") for n in self.cluster.control_planes]
+        ws = [(n, "worker") for n in self.cluster.workers]
+        nodes = cps + ws if self.order == "control-plane-first" else ws + cps
+        first_cp = self.cluster.control_planes[0] if self.cluster.control_planes else ""
+        return [(n, role, "apply" if n == first_cp else "node") for n, role in nodes]  # type: ignore[misc]
+
+    def stage_all(self, recorder: Recorder | None = None) -> dict[str, list[str]]:
+        """Import the target's images into every node before any node is touched."""
+        out: dict[str, list[str]] = {}
+        for node, role, _ in self.sequence():
+            t0 = time.monotonic()
+            out[node] = stage_images(self.cluster, node, role, self.target)
+            say(f"  staged {len(out[node])} image(s) into {node} in {time.monotonic() - t0:.1f}s")
+            if recorder is not None:
+                recorder.event("images-staged", node, node=node, images=out[node])
+        return out
+
+    def step(self, node: str, role: Role, kubeadm_step: Literal["apply", "node"],
+             recorder: Recorder | None = None) -> UpgradeNode:
+        return UpgradeNode(self.cluster, node, role, self.target, kubeadm_step, recorder=recorder,
+                           current_version=self.current_version)

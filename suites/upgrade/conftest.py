@@ -1,0 +1,157 @@
+"""Upgrade suite wiring: versions, a cluster at the source version, the workload, the target release.
+
+Options (also as environment variables, for `kubedrill run` and CI):
+  --upgrade-from  KUBEDRILL_UPGRADE_FROM   default K8S_UPGRADE_FROM in clusters/versions.env
+  --upgrade-to    KUBEDRILL_UPGRADE_TO     default K8S_VERSION
+  --upgrade-config KUBEDRILL_UPGRADE_CONFIG three-node (default) | ha (slower, opt-in)
+  --upgrade-order KUBEDRILL_UPGRADE_ORDER  control-plane-first (default) | workers-first (the mistake,
+                                            for meta-tests: the suite must fail it on version skew)
+KUBEDRILL_DEFER_UPGRADE=1 skips the suite with a loud reason (CI with cold caches: building the
+source version's node image takes ~20 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import pytest
+
+from kubedrill.check.skew import UpgradeRefused, check_upgrade_path
+from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.paths import versions
+from kubedrill.cluster.progress import say
+from kubedrill.disrupt.upgrade import ORDERS, Release, ReleaseMissing
+from kubedrill.workload.spec import WorkloadSpec
+
+HERE = os.path.dirname(__file__)
+CONFIGS = ("three-node", "ha")
+DEFER_ENV = "KUBEDRILL_DEFER_UPGRADE"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("kubedrill upgrade")
+    g.addoption("--upgrade-from", default=None, help="Kubernetes version the cluster starts at (default K8S_UPGRADE_FROM)")
+    g.addoption("--upgrade-to", default=None, help="Kubernetes version to upgrade to (default K8S_VERSION)")
+    g.addoption("--upgrade-config", default=None, choices=CONFIGS, help="three-node (default) or ha (slower, opt-in)")
+    g.addoption("--upgrade-order", default=None, choices=ORDERS,
+                help="control-plane-first (default); workers-first rehearses the mistake the suite must catch")
+
+
+def _opt(config: pytest.Config, name: str, env: str, default: str) -> str:
+    try:
+        value = config.getoption(name)
+    except ValueError:  # option not registered: this conftest was not an initial one
+        value = None
+    return str(value or os.environ.get(env) or default)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(DEFER_ENV, "") in ("", "0"):
+        return
+    reason = (f"UPGRADE SUITE DEFERRED by {DEFER_ENV}={os.environ[DEFER_ENV]}: the upgrade rehearsal needs node images "
+              f"of two Kubernetes versions; build them with `python -m kubedrill build --with-upgrade-source` "
+              f"(~20 min cold on 2 cores), then unset {DEFER_ENV}")
+    mine = [i for i in items if str(i.path).startswith(HERE)]
+    if mine:
+        say(reason)
+        from kubedrill.pytest_plugin import add_session_note
+
+        add_session_note(config, reason)
+    for item in mine:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@dataclass(frozen=True)
+class UpgradeSetup:
+    source: str
+    target: str
+    config: str
+    order: str
+
+
+@pytest.fixture(scope="session")
+def upgrade_setup(pytestconfig: pytest.Config) -> UpgradeSetup:
+    """What to rehearse; an upgrade kubeadm would refuse (two minors at once) fails here, before any cluster."""
+    pinned = versions()
+    setup = UpgradeSetup(
+        source=_opt(pytestconfig, "upgrade_from", "KUBEDRILL_UPGRADE_FROM", pinned["K8S_UPGRADE_FROM"]),
+        target=_opt(pytestconfig, "upgrade_to", "KUBEDRILL_UPGRADE_TO", pinned["K8S_VERSION"]),
+        config=_opt(pytestconfig, "upgrade_config", "KUBEDRILL_UPGRADE_CONFIG", "three-node"),
+        order=_opt(pytestconfig, "upgrade_order", "KUBEDRILL_UPGRADE_ORDER", "control-plane-first"),
+    )
+    if setup.config not in CONFIGS or setup.order not in ORDERS:
+        raise pytest.UsageError(f"--upgrade-config must be one of {CONFIGS}, --upgrade-order one of {ORDERS}; got "
+                                f"{setup.config!r}, {setup.order!r}")
+    refused = ""
+    try:
+        check_upgrade_path(setup.source, setup.target, setup.target)
+    except UpgradeRefused as exc:
+        refused = str(exc)
+    if refused:  # failed outside the except block, so the report shows one clear message, not a chain
+        pytest.fail(f"{refused} (refused before creating any cluster, as `kubeadm upgrade apply {setup.target}` would "
+                    f"refuse it on a {setup.source} cluster)", pytrace=False)
+    return setup
+
+
+@pytest.fixture(scope="session")
+def target_release(upgrade_setup: UpgradeSetup) -> Release:
+    """The target version's binaries and image tarballs from the offline cache (built if missing, with progress)."""
+    try:
+        return Release.from_cache(upgrade_setup.target)
+    except ReleaseMissing as exc:
+        say(f"{exc}; building it now")
+    from kubedrill.cluster import setup
+
+    problem = ""
+    try:
+        setup.build_node_image(upgrade_setup.target)
+        return Release.from_cache(upgrade_setup.target)
+    except (setup.SetupError, ReleaseMissing) as exc:
+        problem = str(exc)
+    pytest.fail(f"the target release {upgrade_setup.target} could not be prepared: {problem}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def upgrade_cluster(upgrade_setup: UpgradeSetup, existing_cluster: Cluster | None,
+                    versioned_cluster_factory: Callable[[str, str], Cluster]) -> Cluster:
+    """A cluster at the source version: a fresh kind cluster, or the kind cluster given by --kubeconfig/--context."""
+    if existing_cluster is not None:
+        if existing_cluster.provider != "kind":
+            pytest.skip("the upgrade rehearsal replaces node binaries, which needs a kind cluster on this host "
+                        f"(context {existing_cluster.context!r} is not one)")
+        if existing_cluster.k8s_version != upgrade_setup.source:
+            pytest.fail(f"the attached cluster runs {existing_cluster.k8s_version}; the rehearsal starts from "
+                        f"{upgrade_setup.source}. Attach a cluster at {upgrade_setup.source} or let the suite create one",
+                        pytrace=False)
+        if not existing_cluster.disruptive_allowed:
+            pytest.skip(f"the upgrade rehearsal changes the cluster; pass --allow-disruptive-on {existing_cluster.context}")
+        return existing_cluster
+    return versioned_cluster_factory(upgrade_setup.config, upgrade_setup.source)
+
+
+@pytest.fixture(scope="session")
+def upgrade_workload(pytestconfig: pytest.Config, upgrade_cluster: Cluster, sample_image: str) -> Iterator[WorkloadSpec]:
+    """The workload kept available through the upgrade: --workload's spec, else the graceful sample app (3 replicas, PDB)."""
+    from fixtures.workload import ensure_images
+    from kubedrill.workload import apply
+    from kubedrill.workload.sample import sample_workload
+    from kubedrill.workload.spec import load_workload, render_manifests
+
+    path = pytestconfig.getoption("workload")
+    spec = load_workload(path) if path else sample_workload("graceful", replicas=3, image=sample_image)
+    if spec.node_port is None:
+        pytest.fail(f"workload {spec.name!r} has no NodePort Service: the load reaches it through a node port mapped "
+                    "to 127.0.0.1 (30080-30082)", pytrace=False)
+    ns = apply.unique_namespace("upgrade")
+    spec = spec.in_namespace(ns)
+    ensure_images(upgrade_cluster, spec)
+    apply.create_namespace(upgrade_cluster, ns)
+    try:
+        apply.apply_docs(upgrade_cluster, render_manifests(spec), ns)
+        apply.wait_deployment_available(upgrade_cluster, ns, spec.name, timeout=300)
+        yield spec
+    finally:
+        if not pytestconfig.getoption("keep_cluster"):
+            apply.delete_namespace(upgrade_cluster, ns, wait=False)
