@@ -90,6 +90,16 @@ start_dockerd() {
 $(tail -20 "$LOG" 2>/dev/null)"
 }
 
+# Each kind node runs systemd, which takes inotify instances; the default 128 runs out after a few
+# nodes ("Too many open files" and nodes that die at start). kind's known-issues page says the same.
+if [ "$(id -u)" = 0 ]; then
+  for kv in fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576; do
+    k=${kv%=*}; v=${kv#*=}
+    cur=$(sysctl -n "$k" 2>/dev/null || echo 0)
+    if [ "$cur" -lt "$v" ]; then sysctl -qw "$kv" 2>/dev/null && say "raised $k from $cur to $v" || say "WARNING: could not raise $k (now $cur); many kind nodes may fail to start"; fi
+  done
+fi
+
 if ! docker info >/dev/null 2>&1 || [ "$changed" = 1 ]; then
   start_dockerd
 fi

@@ -322,3 +322,23 @@ def check_procedure(steps: Sequence[StepRecord]) -> Verdict:
     if failed:
         return Verdict.fail(name, "; ".join(f"step {s.name!r} failed: {s.detail[:300]}" for s in failed[:3]), figures)
     return Verdict.ok(name, f"{len(steps)} steps ran: " + ", ".join(s.name for s in steps), figures)
+
+
+def check_restore_took_effect(effect: Mapping[str, Any], snapshot_revision: int) -> Verdict:
+    """The procedure's own evidence that etcd now serves the restored data: a restore starts a new
+    logical etcd cluster (new cluster id) whose revision is the snapshot's plus the bump."""
+    name = "restore-took-effect"
+    before, after = effect.get("etcd_before") or {}, effect.get("etcd_after") or {}
+    bump = int(effect.get("bump_revision") or 0)
+    if not before or not after:
+        return Verdict.unknown(name, f"etcd identity not recorded (before {before}, after {after})")
+    figures = [Figure("etcd_revision_after_restore", after["revision"], "rev")]
+    if before["cluster_id"] == after["cluster_id"]:
+        why = "" if effect.get("restore_ok", True) else " (the restore step failed: see the procedure verdict)"
+        return Verdict.fail(name, f"etcd kept cluster id {before['cluster_id']:x} at revision {after['revision']}: it "
+                                  f"still runs the pre-restore data, the restore did not take effect{why}", figures)
+    if after["revision"] < snapshot_revision + bump:
+        return Verdict.fail(name, f"etcd revision {after['revision']} is below the snapshot's {snapshot_revision} + bump "
+                                  f"{bump}: this is not the restored snapshot", figures)
+    return Verdict.ok(name, f"etcd is a new cluster ({after['cluster_id']:x}) at revision {after['revision']} "
+                            f"= snapshot {snapshot_revision} + bump {bump} + new writes", figures)

@@ -117,10 +117,12 @@ class Observer:
         try:
             api_version = str(self.version_api.get_code(_request_timeout=self.timeout).git_version)
         except Exception as exc:  # noqa: BLE001 - an unanswered /version is a recorded observation
-            api_version, _ = "", errors.append(f"/version: {type(exc).__name__}: {str(exc)[:120]}")
+            api_version = ""
+            errors.append(f"/version: {type(exc).__name__}: {str(exc)[:120]}")
         nodes: list[NodeState] = []
         try:
-            for n in self.core.list_node(_request_timeout=self.timeout).items:
+            node_list: Any = self.core.list_node(_request_timeout=self.timeout)  # client models: Optional-typed
+            for n in node_list.items:
                 labels = n.metadata.labels or {}
                 conds = {c.type: c.status for c in (n.status.conditions or [])}
                 nodes.append(NodeState(
@@ -132,7 +134,8 @@ class Observer:
             errors.append(f"nodes: {type(exc).__name__}: {str(exc)[:120]}")
         components: dict[str, dict[str, str]] = {}
         try:
-            pods = self.core.list_namespaced_pod("kube-system", _request_timeout=self.timeout).items
+            pod_list: Any = self.core.list_namespaced_pod("kube-system", _request_timeout=self.timeout)
+            pods = pod_list.items
             for comp, sel in COMPONENT_LABELS.items():
                 key, _, value = sel.partition("=")
                 seen: dict[str, str] = {}
@@ -148,10 +151,11 @@ class Observer:
                         "; ".join(errors))
 
     def workload(self, namespace: str, name: str) -> WorkloadState:
-        d = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout)
+        d: Any = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout)
         sel = ",".join(f"{k}={v}" for k, v in (d.spec.selector.match_labels or {}).items())
         pods = []
-        for p in self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=self.timeout).items:
+        listed: Any = self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=self.timeout)
+        for p in listed.items:
             cs = p.status.container_statuses or []
             pods.append(PodState(p.metadata.name, p.spec.node_name or "", p.status.phase or "",
                                  bool(cs) and all(c.ready for c in cs), sum(c.restart_count for c in cs),

@@ -106,9 +106,11 @@ class RehearsalRecord:
     @property
     def upgrade_window(self) -> Window | None:
         """From staging the images to the last node's uncordon."""
-        ends = [n.window.end for n in self.nodes if n.window is not None]
-        start = self.stage_window.start if self.stage_window else (self.nodes[0].window.start if ends else None)
-        return Window(start, max(ends)) if ends and start is not None else None
+        windows = [n.window for n in self.nodes if n.window is not None]
+        if not windows:
+            return None
+        start = self.stage_window.start if self.stage_window else windows[0].start
+        return Window(start, max(w.end for w in windows))
 
 
 # --- data written before the upgrade, read after ------------------------------------------------------
@@ -281,6 +283,7 @@ def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sam
     time.sleep(max(0.0, nr.window.end + s.after_s + 1.0 - time.monotonic()))
     assert load.workdir is not None
     rec.operations = read_request_logs(load.workdir, clock="mono").operations
+    rec.samples = sampler.taken()
     nr.verdicts = judge_node(rec, nr, exp, upgraded, cp_upgraded)
     if nr.error:
         nr.verdicts.insert(0, Verdict.fail("step", nr.error))

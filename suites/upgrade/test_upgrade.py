@@ -104,15 +104,15 @@ def test_every_node_step_took_effect_and_kept_its_checks(rehearsal: RehearsalRec
                              ", ".join(f"{p.name} {p.seconds:.0f}s" for p in n.phases))
     done = [n.node for n in rehearsal.nodes]
     assert not rehearsal.halted, rehearsal.halted
-    assert done == [n for n, _, _ in _sequence(upgrade_cluster, rehearsal)], f"nodes upgraded: {done}"
+    assert done == _sequence(upgrade_cluster, rehearsal), f"nodes upgraded: {done}"
     bad = [str(n.verdict()) for n in rehearsal.nodes if not n.passed]
     assert not bad, "; ".join(bad)
 
 
-def _sequence(cluster: Cluster, rec: RehearsalRecord) -> list[tuple[str, str, str]]:
+def _sequence(cluster: Cluster, rec: RehearsalRecord) -> list[str]:
     from kubedrill.disrupt.upgrade import Rollout
 
-    return Rollout(cluster, None, rec.settings.order).sequence()  # type: ignore[arg-type]
+    return [n for n, _, _ in Rollout(cluster, None, rec.settings.order).sequence()]  # type: ignore[arg-type]
 
 
 def test_version_skew_within_policy_at_every_step(rehearsal: RehearsalRecord, kd_report) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,88 @@
+"""How long does the kubeadm upgrade rehearsal take here, and did users notice? Prints and records it.
+
+Runs `pytest suites/upgrade` once (a fresh kind cluster at K8S_UPGRADE_FROM, upgraded to K8S_VERSION
+under locust load), then reads its results.json and the raw record (reports/.../upgrade/record.json)
+and prints: wall time (cluster creation included), rehearsal time, staging time, each node's step
+with its phases, requests and failures. Writes benchmarks/upgrade_results.json (committed).
+
+Usage:  python benchmarks/upgrade_rehearsal.py [--config three-node|ha] [--out FILE]
+
+Why it matters: the issue's budget is <= 15 min for the three-node rehearsal and zero failed
+requests for the graceful sample app; this is the number to watch when the recipe changes.
+Recorded results are in benchmarks/upgrade_results.json (see its "runs" list; host load noted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fig(test: dict[str, Any], name: str) -> Any:
+    return next((f["value"] for f in test.get("figures", []) if f["name"] == name), None)
+
+
+def summarize(results: dict[str, Any], record: dict[str, Any], wall_s: float, config: str) -> dict[str, Any]:
+    tests = {t["name"]: t for t in results.get("tests", [])}
+    users = tests.get("test_users_never_noticed", {})
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "config": config,
+        "versions": results.get("run", {}).get("pinned", {}),
+        "host": {"cpus": os.cpu_count(), "loadavg_at_end": [round(x, 1) for x in os.getloadavg()]},
+        "gate": results.get("summary", {}).get("gate"),
+        "outcomes": {k: v["outcome"] for k, v in tests.items()},
+        "wall_seconds": round(wall_s, 1),
+        "rehearsal_seconds": fig(users, "rehearsal_seconds"),
+        "upgrade_seconds": fig(users, "upgrade_seconds"),
+        "requests_total": fig(users, "requests_total"),
+        "requests_failed": fig(users, "requests_failed_total"),
+        "halted": record.get("halted", ""),
+        "staged_images": {k: len(v) for k, v in record.get("staged", {}).items()},
+        "nodes": [{"node": n["node"], "role": n["role"], "kubeadm": n["kubeadm"], "window_s": n["window_s"],
+                   "phases": {p["name"]: p["seconds"] for p in n["phases"]}} for n in record.get("nodes", [])],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="three-node", choices=("three-node", "ha"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "upgrade_results.json"))
+    args = ap.parse_args()
+    reports = Path(tempfile.mkdtemp(prefix="kd-upgrade-bench-"))
+    argv = [sys.executable, "-m", "pytest", "suites/upgrade", "--upgrade-config", args.config, "--reports-dir",
+            str(reports), "-p", "no:cacheprovider"]
+    t0 = time.monotonic()
+    p = subprocess.run(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=5400)
+    wall = time.monotonic() - t0
+    results = json.loads((reports / "latest" / "results.json").read_text())
+    rec_path = reports / "latest" / "upgrade" / "record.json"
+    record = json.loads(rec_path.read_text()) if rec_path.exists() else {}
+    run = summarize(results, record, wall, args.config)
+    print(f"gate {run['gate']} (pytest exit {p.returncode}); wall {run['wall_seconds']} s incl. cluster creation; "
+          f"rehearsal {run['rehearsal_seconds']} s; upgrade window {run['upgrade_seconds']} s")
+    print(f"requests {run['requests_total']}, failed {run['requests_failed']}; halted: {run['halted'] or 'no'}")
+    print(f"{'node':38s} {'kubeadm':8s} {'step s':>7s}  phases")
+    for n in run["nodes"]:
+        phases = ", ".join(f"{k} {v:.0f}" for k, v in n["phases"].items())
+        print(f"{n['node']:38s} {n['kubeadm']:8s} {n['window_s'] or 0:7.1f}  {phases}")
+    out = Path(args.out)
+    doc: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"about": __doc__.split("\n")[0], "runs": []}
+    doc["runs"].append(run)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"recorded in {out}")
+    return p.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
