@@ -88,8 +88,8 @@ def main() -> int:
     print(f"snapshot: {size / MB:.0f} MB file, revision {status['revision']}, {status['totalKey']} keys, hash {status['hash']}")
     rows = [("plain copy + fsync", copy_s), ("snapshot save (wall)", saved.seconds), ("  etcdctl transfer", fetch),
             ("snapshot restore (wall)", restored.seconds)]
-    for name, s in rows:
-        print(f"{name:24s} {s:7.2f} s  {size / MB / s:7.1f} MB/s   {s / copy_s:5.1f}x copy")
+    for name, secs in rows:
+        print(f"{name:24s} {secs:7.2f} s  {size / MB / secs:7.1f} MB/s   {secs / copy_s:5.1f}x copy")
     print(f"restored member: {count} keys (source {ds.keys}), hashkv at revision {status['revision']} "
           f"{'equal' if same_hash else 'DIFFERENT'} to the source")
     return 0 if same_hash and count == ds.keys else 1

@@ -88,6 +88,9 @@ printf 'FROM scratch\nCOPY coredns /coredns\nEXPOSE 53 53/udp\nENTRYPOINT ["/cor
 build_ctx "$COREDNS_TAG" "$WORK/coredns"
 
 # kindnet (kubedrill's offline stand-in for kindnetd) and kind's haproxy load balancer.
+# haproxy: `-n 8000` overrides the `maxconn 100000` of kind's generated config, which needs ~200k
+# file descriptors; newer haproxy (Debian's 2.6) refuses to start where the nofile limit is lower
+# (kind's own image ships haproxy 2.2, which only warned).
 mkdir -p "$WORK/kindnet"; cp "$HERE/kindnet/kindnet.sh" "$HERE/iptables-wrapper" "$BIN/kubectl" "$WORK/kindnet/"
 cat > "$WORK/kindnet/Dockerfile" <<DOCKER
 FROM $NET_IMG
@@ -107,7 +110,7 @@ cat > "$WORK/haproxy/Dockerfile" <<DOCKER
 FROM $NET_IMG
 COPY haproxy.cfg /usr/local/etc/haproxy/haproxy.cfg
 STOPSIGNAL SIGUSR1
-ENTRYPOINT ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+ENTRYPOINT ["haproxy", "-W", "-db", "-n", "8000", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
 DOCKER
 build_ctx "$HAPROXY_IMAGE" "$WORK/haproxy"
 

@@ -342,3 +342,19 @@ def check_restore_took_effect(effect: Mapping[str, Any], snapshot_revision: int)
                                   f"{bump}: this is not the restored snapshot", figures)
     return Verdict.ok(name, f"etcd is a new cluster ({after['cluster_id']:x}) at revision {after['revision']} "
                             f"= snapshot {snapshot_revision} + bump {bump} + new writes", figures)
+
+
+def check_apiservers_stopped(effect: Mapping[str, Any]) -> Verdict:
+    """No kube-apiserver ran while etcd switched to the restored data. One that did kept a watch
+    cache and in-flight requests from before the restore, and (without a revision bump) goes on
+    serving objects the restore removed; the runbook stops them all first."""
+    name = "apiservers-stopped-during-restore"
+    if "apiservers_running_at_etcd_start" not in effect:
+        return Verdict.unknown(name, "the procedure did not record which API servers ran when etcd came back")
+    running = effect["apiservers_running_at_etcd_start"] or {}
+    if running:
+        nodes = ", ".join(f"{n} (container {ids[0][:12]})" for n, ids in running.items())
+        return Verdict.fail(name, f"kube-apiserver was running on {nodes} when etcd started on the restored data: "
+                                  "it lived through the restore with its pre-restore cache; stop every API server "
+                                  "(move kube-apiserver.yaml out of the manifests folder) before restoring")
+    return Verdict.ok(name, "no kube-apiserver ran while etcd switched to the restored data")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Hashable, Iterable, Sequence
 
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.record import Operation
+from kubedrill.record import Operation, Outcome
 
 CHECK = "linearizability"
 
@@ -401,7 +401,7 @@ def synthetic_history(
             applied = not lost_unknown or rng.random() < 0.5
             if applied:
                 state[key] = arg
-            outcome = "unknown" if lost_unknown else "ok"
+            outcome: Outcome = "unknown" if lost_unknown else "ok"
             ops.append(Operation("put", start, end, outcome, client, key, arg, {"revision": 0} if outcome == "ok" else None))
         elif kind == "get":
             ops.append(Operation("get", start, end, "ok", client, key, None, {"value": cur, "revision": 0}))

@@ -206,7 +206,7 @@ class RestoreProcedure(Disruption):
             detail = str(exc).strip()
             self.steps.append(StepRecord(name, False, time.monotonic() - t0, detail))
             if rec is not None:
-                rec.event("step-end", name, ok=False, detail=detail[:500])
+                rec.event("step-end", name, ok=False, error=detail[:500])
             if must:
                 raise DisruptionError(f"{self.name}: step {name!r} failed: {detail[:1500]}") from exc
             return None
@@ -279,6 +279,10 @@ class RestoreProcedure(Disruption):
             return first.endpoint_health()[1]
 
         self._step("start-etcd", start_etcd)
+        # Evidence for the runbook's first rule: no API server may live through the data swap
+        # (its watch cache and in-flight state predate the restore).
+        self.effect["apiservers_running_at_etcd_start"] = {
+            n: _running(self.cluster, n, "kube-apiserver") for n in cps if _running(self.cluster, n, "kube-apiserver")}
         after = etcd_identity(first)
         self.effect["etcd_after"] = after
         self.effect["etcd_cluster_id_changed"] = bool(before and after and before["cluster_id"] != after["cluster_id"])

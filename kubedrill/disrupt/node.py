@@ -211,6 +211,7 @@ class NodePass:
     drain_output: str = ""
     settle_error: str | None = None
     reboot: dict[str, object] = field(default_factory=dict)
+    before: Snapshot | None = None  # taken just before this node's drain (earlier nodes moved pods here)
     drained: Snapshot | None = None  # taken while the node was drained and the workload settled
 
     @property
@@ -225,7 +226,7 @@ class RollingDrain(Disruption):
 
     `settle()` (supplied by the caller, e.g. "the Deployment is available again") runs after each
     drain and each uncordon; `snapshot()` is taken while each node is drained, as evidence of where
-    the pods went. A failed drain (PDB refusal until timeout, bare pod without --force) ends the
+    the pods went (and just before each drain: what was on the node). A failed drain (PDB refusal until timeout, bare pod without --force) ends the
     pass: it is recorded in the node's NodePass and in `failed`, not raised. heal() uncordons every
     node the pass touched, whatever happened.
     """
@@ -278,6 +279,8 @@ class RollingDrain(Disruption):
             p = NodePass(node, start=time.monotonic())
             self.passes.append(p)
             self._touched.append(node)
+            if self.snapshot is not None:
+                p.before = self.snapshot()
             self._event("drain-start", node)
             drain = DrainNode(self.cluster, node, timeout_s=self.drain_timeout_s, force=self.force,
                               raise_on_failure=False)

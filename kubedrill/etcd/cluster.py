@@ -62,6 +62,10 @@ def labels_for(run_id: str, cluster: str | None = None) -> dict[str, str]:
     return d
 
 
+class GiveUp(Exception):
+    """Raised by a wait_for probe that knows waiting longer cannot help (e.g. the process exited)."""
+
+
 def wait_for(
     what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.1, seen: Callable[[], str] | None = None,
     hint: str = "",
@@ -77,6 +81,8 @@ def wait_for(
             got = probe()
             if got is not None:
                 return got
+        except GiveUp as exc:
+            raise TimeoutError(f"expected {what}, but gave up early: {exc}." + (f" Try: {hint}" if hint else "")) from exc
         except Exception as exc:  # noqa: BLE001 - a probe error is what we saw; keep polling
             last_exc = exc
         if time.monotonic() >= deadline:
@@ -134,6 +140,16 @@ class Member:
             return self.container().logs(tail=tail).decode(errors="replace")
         except docker.errors.NotFound:
             return "(container gone)"
+
+    def last_error(self, tail: int = 60) -> str:
+        """The most telling recent log line: the last one that reads like an error or panic, else
+        the last line. A panic's stack trace would otherwise bury its own first line."""
+        lines = [ln for ln in self.logs(tail=tail).splitlines() if ln.strip()]
+        for ln in reversed(lines):
+            low = ln.lower()
+            if low.startswith("panic:") or '"level":"fatal"' in low or '"level":"error"' in low or "error:" in low:
+                return ln.strip()[:400]
+        return lines[-1].strip()[:400] if lines else "(no log output)"
 
     def status(self, timeout: float = 1.0) -> MemberStatus:
         with self.client(timeout=timeout, require_leader=False) as c:
@@ -326,7 +342,7 @@ class EtcdCluster:
             m.tc = tc
             tc.start()
         if wait:
-            self.wait_healthy(timeout=timeout)
+            self.wait_healthy(timeout=timeout, give_up_on_exit=True)
         return self
 
     def close(self, keep_files: bool = False) -> None:
@@ -420,19 +436,31 @@ class EtcdCluster:
                 c.get("kubedrill/health")
         return Health(leader, good)
 
-    def wait_healthy(self, timeout: float = 30.0, members: list[Member] | None = None) -> Health:
-        """Block until health_once() succeeds; the timeout error shows each member's state and log tail."""
+    def wait_healthy(self, timeout: float = 30.0, members: list[Member] | None = None,
+                     give_up_on_exit: bool = False) -> Health:
+        """Block until health_once() succeeds; the timeout error shows each member's state and log tail.
+
+        give_up_on_exit: fail at once when a member's container has exited (at first start nothing
+        restarts it, so waiting out the timeout would only hide the member's own error message).
+        """
         targets = members if members is not None else self.members
+
+        def probe() -> Health | None:
+            if give_up_on_exit:
+                gone = [m for m in targets if m.state() in ("exited", "dead", "missing")]
+                if gone:
+                    raise GiveUp("; ".join(f"member {m.name} {m.state()}, log: {m.last_error()}" for m in gone))
+            return self.health_once(targets)
 
         def seen() -> str:
             lines = self.describe(targets)
             down = [m for m in targets if m.state() != "running"]
-            tails = " | ".join(f"{m.name} log: {m.logs(3)!r}" for m in (down or targets[:1]))
+            tails = " | ".join(f"{m.name} log: {m.last_error()}" for m in (down or targets[:1]))
             return f"{lines}. {tails}"
 
         return wait_for(
             f"etcd cluster {self.name}: {len(targets)} members answering over TLS, one leader, linearizable reads",
-            lambda: self.health_once(targets), timeout, interval=0.2, seen=seen,
+            probe, timeout, interval=0.2, seen=seen,
             hint=f"docker logs {targets[0].container_name}; check the certificates in {targets[0].pki_dir}",
         )
 

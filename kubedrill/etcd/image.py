@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import docker
 import docker.errors
@@ -46,7 +47,7 @@ def image_present(tag: str) -> bool:
         return False
 
 
-def ensure_image(version: str | None = None, stream: object = None) -> str:
+def ensure_image(version: str | None = None, stream: TextIO | None = None) -> str:
     """Return the local etcd image tag for version, building it first if it is missing.
 
     stream: where the build's progress goes (default: this process's stderr, unbuffered).
@@ -64,7 +65,7 @@ def ensure_image(version: str | None = None, stream: object = None) -> str:
             return tag
         out = stream if stream is not None else sys.stderr
         print(f"[kubedrill] etcd image {tag} not found; building it with {BUILD_SCRIPT} ...", file=out, flush=True)
-        rc = subprocess.call(["bash", str(BUILD_SCRIPT), version], stdout=out, stderr=out)  # type: ignore[arg-type]
+        rc = subprocess.call(["bash", str(BUILD_SCRIPT), version], stdout=out, stderr=out)
         if rc != 0 or not image_present(tag):
             raise RuntimeError(
                 f"building {tag} failed (exit {rc}); expected the image to exist afterwards. "

@@ -30,6 +30,7 @@ class Endpoint:
 
     name: str
     host: str
+    port: int = 2379
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class EtcdWorkload:
         seen: dict[str, str | None] = {}
         seq = 0
         period = 1.0 / cfg.rate_per_client if cfg.rate_per_client > 0 else 0.0
-        client = EtcdClient(ep.host, self.tls, timeout=cfg.op_timeout_s)
+        client = EtcdClient(ep.host, self.tls, ep.port, timeout=cfg.op_timeout_s)
         try:
             while not self._stop.is_set() and time.monotonic() < deadline and self._take_ticket():
                 kind = rng.choices(kinds, weights)[0]
@@ -204,7 +205,7 @@ def readback(history: Sequence[Operation], endpoint: Endpoint, tls: ClientTLS, r
 
     def one(item: tuple[str, int]) -> Operation:
         if not hasattr(local, "c"):
-            local.c = EtcdClient(endpoint.host, tls, timeout=timeout)
+            local.c = EtcdClient(endpoint.host, tls, endpoint.port, timeout=timeout)
             clients.append(local.c)
         key, rev = item
         t0 = time.monotonic()
@@ -237,7 +238,7 @@ def probe(
     """
     cid = client_id or f"probe-{endpoint.name}"
     out: list[Operation] = []
-    with EtcdClient(endpoint.host, tls, timeout=timeout_s) as c:
+    with EtcdClient(endpoint.host, tls, endpoint.port, timeout=timeout_s) as c:
         for i in range(count):
             t0 = time.monotonic()
             value: object = None
@@ -318,7 +319,7 @@ def load_dataset(endpoint: Endpoint, tls: ClientTLS, n_keys: int, *, prefix: str
 
     def write(batch: list[tuple[bytes, bytes]]) -> int:
         if not hasattr(local, "c"):
-            local.c = EtcdClient(endpoint.host, tls, timeout=timeout_s)
+            local.c = EtcdClient(endpoint.host, tls, endpoint.port, timeout=timeout_s)
             clients.append(local.c)
         return local.c.put_many(batch)
 

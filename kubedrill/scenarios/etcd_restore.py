@@ -205,6 +205,7 @@ def judge(r: RestoreDrillRecord, max_rto_s: float | None = None) -> list[Verdict
     verdicts = [
         safe_check("procedure", ks.check_procedure, r.steps),
         safe_check("restore-took-effect", ks.check_restore_took_effect, r.effect, snap_rev),
+        safe_check("apiservers-stopped-during-restore", ks.check_apiservers_stopped, r.effect),
         safe_check("post-snapshot-changes-made", ks.check_changes_visible, r.at_snapshot, r.changes, r.before_restore),
         safe_check("same-cluster", ks.check_cluster_identity, r.uid_before, r.uid_after),
         safe_check("restored-objects", ks.check_restored_inventory, r.at_snapshot, r.changes, r.restored),

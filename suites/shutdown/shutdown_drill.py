@@ -31,11 +31,13 @@ from kubedrill.cluster.progress import say
 from kubedrill.cluster.waits import until
 from kubedrill.disrupt.base import Disruption
 from kubedrill.disrupt.pod import DeletePod, EvictPod, RolloutRestart, live_pods
-from kubedrill.load import LoadRunner, LoadStats
 from kubedrill.probe import PodEvidence, PodWatch, SlowStream, termination_record
+from kubedrill.probe.lagged_lb import LaggedEndpoints
+from kubedrill.probe.traffic import ServiceTraffic
 from kubedrill.record import Recorder
 from kubedrill.workload import apply
 from kubedrill.workload.manifests import WORKLOAD_KINDS
+from kubedrill.workload.sample import sample_workload
 from kubedrill.workload.spec import WorkloadSpec, WorkloadSpecError, render_manifests
 
 RESTARTABLE = ("Deployment", "StatefulSet", "DaemonSet")
@@ -43,11 +45,14 @@ RESTARTABLE = ("Deployment", "StatefulSet", "DaemonSet")
 
 @dataclass(frozen=True)
 class Target:
-    """A workload under test: `id` names it in test IDs; `build(node_port)` gives its spec."""
+    """A workload under test, named `id` in test IDs: a user's spec, or the sample app in one mode."""
 
     id: str
-    build: Callable[[int], WorkloadSpec]
-    preferred_port: int | None = None
+    spec: WorkloadSpec | None = None
+    sample_mode: str | None = None
+    sample_grace: int = 15
+    config_name: str | None = None  # the run config's workload name (its SLO overrides)
+    unsupported: str | None = None  # why this workload cannot be drilled (the test skips, saying so)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,17 @@ class Deployed:
     kind: str
     workload: str
     node_port: int
-    base_url: str
+    base_url: str  # through the first node's NodePort
+    entry_urls: tuple[str, ...]  # through every node's NodePort
+    lb: LaggedEndpoints | None = None  # the lagging router in front of the Service, if any
+    lb_url: str | None = None
+
+    @property
+    def traffic_urls(self) -> tuple[str, ...]:
+        """Half of the traffic through the lagging router (if any), half straight through each node."""
+        if self.lb_url is None:
+            return self.entry_urls
+        return tuple(u for direct in self.entry_urls for u in (self.lb_url, direct))
 
     @property
     def selector(self) -> str:
@@ -157,8 +172,11 @@ def images_present(cluster: Cluster, image: str) -> bool:
 class TargetPool:
     """Keeps at most one target deployed; asking for another tears the current one down first."""
 
-    def __init__(self, cluster: Cluster, keep_namespaces: bool = False) -> None:
+    def __init__(self, cluster: Cluster, sample_image: Callable[[], str], keep_namespaces: bool = False,
+                 lb_lag_s: float = 1.0) -> None:
         self.cluster = cluster
+        self.sample_image = sample_image
+        self.lb_lag_s = lb_lag_s
         self.keep_namespaces = keep_namespaces
         self.current: Deployed | None = None
 
@@ -166,14 +184,15 @@ class TargetPool:
         if self.current is not None and self.current.target_id == target.id:
             return self.current
         self.release()
-        port = free_node_port(self.cluster, target.preferred_port)
-        spec = target.build(port)
+        port = free_node_port(self.cluster, target.spec.node_port if target.spec is not None else None)
+        spec = self.spec_for(target, port)
         ns = apply.unique_namespace(f"shutdown-{target.id}")
         spec = spec.in_namespace(ns)
         kind, name = workload_object(spec)
         self._load_images(spec)
         apply.create_namespace(self.cluster, ns)
-        deployed = Deployed(target.id, spec, kind, name, port, f"http://127.0.0.1:{self.cluster.host_port(port)}")
+        urls = tuple(f"http://127.0.0.1:{hp}" for hp in self.cluster.port_map[port].values())
+        deployed = Deployed(target.id, spec, kind, name, port, urls[0], urls)
         self.current = deployed
         apply.apply_docs(self.cluster, render_manifests(spec), ns)
         from kubedrill.disrupt.pod import workload_ready
@@ -182,7 +201,24 @@ class TargetPool:
               interval=1.0, hint="ImagePullBackOff means the image is not in the nodes (kind load docker-image)",
               diagnose=lambda: self.cluster.kubectl("get", "pods,events", "-n", ns, check=False, timeout=30).stdout)
         apply.wait_http(deployed.base_url + spec.health_path, timeout=60)
+        if self.lb_lag_s > 0 and spec.service:
+            lb_port = free_node_port(self.cluster, None)
+            lb = LaggedEndpoints(self.cluster, ns, spec.service, lb_port, Recorder(f"lb/{target.id}"), lag_s=self.lb_lag_s)
+            lb.start()
+            deployed = dataclasses.replace(deployed, lb=lb, lb_url=f"http://127.0.0.1:{self.cluster.host_port(lb_port)}")
+            self.current = deployed
+            apply.wait_http(deployed.lb_url + spec.health_path, timeout=60)
         return deployed
+
+    def spec_for(self, target: Target, node_port: int) -> WorkloadSpec:
+        if target.sample_mode is not None:
+            g = target.sample_grace
+            # preStop a third of the grace period: longer than the lagging router's delay, and
+            # leaving the app time to drain the slow requests (which last 0.6 x grace).
+            return sample_workload(target.sample_mode, replicas=3, grace_seconds=g, prestop_seconds=max(2, g // 3),
+                                   image=self.sample_image(), min_available=1, node_port=node_port)
+        assert target.spec is not None, f"target {target.id} has neither a spec nor a sample mode"
+        return expose(target.spec, node_port)
 
     def _load_images(self, spec: WorkloadSpec) -> None:
         if self.cluster.provider != "kind":
@@ -197,8 +233,14 @@ class TargetPool:
     def release(self) -> None:
         """Free the node port at once (delete the Service and wait), then the namespace in the background."""
         d, self.current = self.current, None
-        if d is None or self.keep_namespaces:
+        if d is None:
             return
+        if d.lb is not None:
+            d.lb.stop()
+        if self.keep_namespaces:
+            return
+        if d.lb is not None:
+            d.lb.delete()
         if d.spec.service:
             self.cluster.kubectl("delete", "service", d.spec.service, "-n", d.spec.namespace, "--ignore-not-found",
                                  "--wait=true", "--timeout=60s", timeout=90, check=False)
@@ -209,8 +251,8 @@ class TargetPool:
 
 @dataclass(frozen=True)
 class DrillSettings:
-    users: int = 20  # locust users; many, so every pod has keep-alive connections pinned to it
-    rate: float = 40.0  # req/s in total
+    rate: float = 40.0  # req/s in total, each on a fresh connection (kubedrill.probe.traffic)
+    workers: int = 8
     lead_s: float = 3.0  # load before the deletion (the checker needs some in the 2 s before it)
     settle_s: float = 3.0  # load after the last pod is gone (the checker judges exit + 2 s)
     slow_fraction: float = 0.6  # slow requests last this fraction of the grace period
@@ -223,7 +265,9 @@ class DrillResult:
     recorder: Recorder
     records: list[TerminationRecord]
     evidence: list[PodEvidence]
-    load: LoadStats | None
+    traffic: str  # summary line
+    traffic_requests: int
+    traffic_failed: int
     slow_started: int
     notes: list[str] = field(default_factory=list)
 
@@ -261,8 +305,10 @@ def run_drill(cluster: Cluster, d: Deployed, cause: str, settings: DrillSettings
     notes: list[str] = []
     slow_s = round(max(2.0, settings.slow_fraction * grace), 1)
     with PodWatch(cluster, spec.namespace, d.selector, rec, max_seconds=budget + 60) as watch:
-        load = LoadRunner(d.base_url, path=spec.health_path, users=settings.users, rate=settings.rate, run_time=budget,
-                          max_requests=int(settings.rate * budget) + 1000, request_timeout=3.0, recorder=rec)
+        if d.lb is not None:
+            d.lb.recorder = rec  # its endpoint changes go on this drill's record
+        load = ServiceTraffic(d.traffic_urls, recorder=rec, path=spec.health_path, rate=settings.rate,
+                              workers=settings.workers, max_requests=int(settings.rate * budget) + 1000, max_run_s=budget)
         stream = (SlowStream(d.base_url, slow_s, recorder=rec, every_s=0.125, per_tick=1, max_run_s=budget,
                              max_requests=int(budget * 8), path_template=spec.slow_path)
                   if spec.slow_path else None)
@@ -304,4 +350,6 @@ def run_drill(cluster: Cluster, d: Deployed, cause: str, settings: DrillSettings
     requested = disruption.requested_at if cause in ("delete", "evict") else None
     records = [termination_record(e, rec, requested_at=requested, slow=slow_ops, traffic=load.operations,
                                   grace_fallback=grace) for e in evidence]
-    return DrillResult(cause, disruption, rec, records, evidence, load.stats, stream.started if stream else 0, notes)
+    ops = load.operations
+    return DrillResult(cause, disruption, rec, records, evidence, load.summary(), len(ops),
+                       sum(1 for o in ops if o.outcome != "ok"), stream.started if stream else 0, notes)

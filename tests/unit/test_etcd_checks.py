@@ -173,3 +173,9 @@ def test_hashes_equal() -> None:
     assert check_hashes_equal({"m0": 1, "m1": 1, "m2": 1}, 10).status is Status.PASS
     assert check_hashes_equal({"m0": 1, "m1": 2}, 10).status is Status.FAIL
     assert check_hashes_equal({"m0": 1}, 10).status is Status.UNKNOWN
+
+
+def test_load_that_just_started_is_inconclusive() -> None:
+    just = [w(9.8, 9.85), w(9.85, 9.9)]
+    v = check_min_rate(just, before=10, min_rate=5, lookback_s=5)
+    assert v.status is Status.UNKNOWN and "too short" in v.reason

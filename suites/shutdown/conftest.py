@@ -1,0 +1,114 @@
+"""Shutdown suite wiring: which workloads, which termination causes, and their lifetimes.
+
+Workloads: those of the run config / `--workload FILE` (WorkloadSpec YAML), else the bundled
+sample app in `--sample-mode` (graceful by default; `all` for every mode). Causes: pod delete,
+eviction and rollout restart. Test IDs are built from parts: `sample-graceful/delete`.
+
+One workload is deployed at a time and reused by its causes (tests are ordered workload-major),
+because node ports are cluster-wide and only 30080-30082 reach the host on kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from kubedrill.check.shutdown import ShutdownThresholds
+from kubedrill.cluster.handle import Cluster
+from kubedrill.config import RunConfig
+from kubedrill.disrupt.pod import CAUSES
+from kubedrill.pytest_plugin import KD_CONFIG
+from kubedrill.workload.sample import SAMPLE_MODES
+from kubedrill.workload.spec import WorkloadSpecError, load_workload
+from shutdown_drill import Target, TargetPool
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("kubedrill shutdown suite")
+    g.addoption("--sample-mode", default="graceful",
+                help=f"sample app SHUTDOWN_MODE(s) to drill when no workload is given: comma-separated "
+                     f"from {', '.join(SAMPLE_MODES)}, or 'all' (default graceful)")
+    g.addoption("--sample-grace", type=int, default=15,
+                help="the sample app's terminationGracePeriodSeconds (default 15)")
+    g.addoption("--shutdown-lb-lag", type=float, default=1.0,
+                help="seconds the lagging router in front of the Service learns endpoint changes late, like an "
+                     "ingress or cloud load balancer; half the traffic goes through it (0: none; default 1)")
+
+
+def _opt(config: pytest.Config, name: str, default: object) -> object:
+    """Options of this conftest exist only when pytest loaded it at startup (`pytest suites/shutdown`)."""
+    return config.getoption(name, default=default)
+
+
+def _sample_modes(config: pytest.Config) -> list[str]:
+    raw = str(_opt(config, "sample_mode", "graceful"))
+    modes = list(SAMPLE_MODES) if raw == "all" else [m.strip() for m in raw.split(",") if m.strip()]
+    bad = [m for m in modes if m not in SAMPLE_MODES]
+    if bad or not modes:
+        raise pytest.UsageError(f"--sample-mode {raw!r}: {', '.join(bad) or 'nothing'} is not a sample app mode; "
+                                f"use one or more of {', '.join(SAMPLE_MODES)} (comma-separated) or 'all'")
+    return modes
+
+
+def _spec_path(rc: RunConfig, spec: str) -> Path:
+    p = Path(spec).expanduser()
+    if not p.is_absolute() and rc.source and not p.exists():
+        p = Path(rc.source).parent / p
+    return p
+
+
+def collect_targets(config: pytest.Config) -> list[Target]:
+    """The run's workloads as drill targets; a spec that does not load stops the run before any cluster."""
+    rc: RunConfig = config.stash[KD_CONFIG]
+    if not rc.workloads:
+        grace = int(str(_opt(config, "sample_grace", 15)))
+        return [Target(f"sample-{m}", sample_mode=m, sample_grace=grace) for m in _sample_modes(config)]
+    targets: list[Target] = []
+    for w in rc.workloads:
+        if w.spec is None:
+            targets.append(Target(w.name, config_name=w.name, unsupported=(
+                f"workload {w.name!r} is given inline (manifests:); the shutdown suite needs a workload spec file "
+                "(spec: my-app.yaml, see suites/shutdown/example-workload.yaml)")))
+            continue
+        try:
+            spec = load_workload(_spec_path(rc, w.spec))
+        except WorkloadSpecError as exc:
+            raise pytest.UsageError(f"workload {w.name!r}: {exc}") from None
+        tid = spec.name if all(t.id != spec.name for t in targets) else f"{spec.name}-{w.name}"
+        targets.append(Target(tid, spec=spec, config_name=w.name))
+    return targets
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    cases = [(t, cause) for t in collect_targets(metafunc.config) for cause in CAUSES]
+    metafunc.parametrize("case", cases, ids=[f"{t.id}/{c}" for t, c in cases])
+
+
+@pytest.fixture(scope="module")
+def shutdown_pool(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[TargetPool]:
+    """Deploys the drilled workload (one at a time) and tears it down when the next is needed."""
+    if cluster.provider != "kind" or not cluster.port_map:
+        pytest.skip(f"cluster {cluster.name} gives no 127.0.0.1 port mappings (not a kind cluster on this host): "
+                    "the shutdown suite sends traffic through a NodePort mapped to the host")
+    pool = TargetPool(cluster, sample_image=lambda: str(request.getfixturevalue("sample_image")),
+                      keep_namespaces=bool(request.config.getoption("keep_cluster")),
+                      lb_lag_s=float(str(_opt(request.config, "shutdown_lb_lag", 1.0))))
+    try:
+        yield pool
+    finally:
+        pool.release()
+
+
+@pytest.fixture
+def thresholds(case: tuple[Target, str], kd_config: RunConfig) -> ShutdownThresholds:
+    """Strict defaults (zero failed requests, exit within 80% of grace) from the run config's SLO,
+    per workload when it overrides them (`--kd-set slo.grace_budget_ratio=0.9` etc.)."""
+    target, _ = case
+    slo = kd_config.slo_for(target.config_name)
+    require_inflight = target.sample_mode is not None or (target.spec is not None and target.spec.slow_path is not None)
+    return ShutdownThresholds(max_grace_fraction=slo.grace_budget_ratio, max_failed_requests=slo.max_failed_requests,
+                              require_inflight=require_inflight)
