@@ -18,9 +18,18 @@ K8S_TAG="registry.k8s.io/etcd:${V#v}-0"
 build_binaries() {
   command -v go >/dev/null || die "go is not installed; install Go >= 1.24 (bookworm's golang-go is too old)."
   need_free_gb 2
-  local mod="$OUT/mod"
+  local mod="$OUT/mod" m
   mkdir -p "$mod" "$BIN"
   cd "$mod"
+  # Say which module is missing up front, instead of a `go mod tidy` resolution error.
+  for m in server etcdctl etcdutl; do
+    # From / so that no go.mod (ours from a failed attempt, or the caller's) takes part.
+    if ! (cd / && go list -m "go.etcd.io/etcd/$m/v3@$V" >/dev/null 2>&1); then
+      local have
+      have=$(cd / && go list -m -versions "go.etcd.io/etcd/$m/v3" 2>/dev/null | cut -d' ' -f2- | tr ' ' '\n' | tail -5 | tr '\n' ' ' || true)
+      die "go.etcd.io/etcd/$m/v3@$V is not available from the Go module proxy ($(go env GOPROXY)); it lists: ${have:-no versions}. Pick a listed version or point GOPROXY at a proxy that has it."
+    fi
+  done
   {
     echo "module kubedrill.local/etcdbuild"
     echo "go 1.24"

@@ -99,6 +99,77 @@ def take_backup(cluster: Cluster, dest_dir: Path, node: str | None = None, versi
     return Backup(cluster.name, node, node_path, host_path, host_sum, status, seconds, time.time())
 
 
+FOREIGN_ETCD_PORT = 32379
+FOREIGN_API_PORT = 36443
+
+
+def foreign_apiserver_argv(manifest_text: str, etcd_url: str, port: int) -> list[str]:
+    """The node's kube-apiserver command, pointed at another etcd and port: a second, separate
+    control plane with the same configuration (what a snapshot of "another cluster" holds)."""
+    import yaml
+
+    doc = yaml.safe_load(manifest_text)
+    cmd = next(c["command"] for c in doc["spec"]["containers"] if c["name"] == "kube-apiserver")
+    drop = ("--etcd-servers=", "--etcd-cafile=", "--etcd-certfile=", "--etcd-keyfile=", "--secure-port=",
+            "--bind-address=")
+    out = [a for a in cmd if not a.startswith(drop)]
+    return out + [f"--etcd-servers={etcd_url}", f"--secure-port={port}", "--bind-address=127.0.0.1"]
+
+
+def foreign_backup(cluster: Cluster, dest_dir: Path, version: str = "v3.6.5", timeout: float = 180.0) -> Backup:
+    """A snapshot of ANOTHER Kubernetes control plane, built on this cluster's first control-plane
+    node without a second kind cluster: a throwaway etcd (systemd-run) and a kube-apiserver from
+    the node's own image (ctr run) bootstrap a fresh cluster state -- its own kube-system with its
+    own uid, default RBAC, the kubernetes Service -- which is then snapshotted and torn down.
+    The wrong input of the "snapshot from another cluster" restore variant."""
+    node = cluster.control_planes[0]
+    rid = uuid.uuid4().hex[:6]
+    tools = ke.NodeEtcd(cluster, node, version)
+    tools.install()
+    run(["docker", "cp", str(ke.host_bin(version, "etcd")), f"{node}:{ke.BIN_DIR}/kd-etcd"], timeout=60)
+    data = f"{ke.WORK_DIR}/foreign-{rid}"
+    url = f"http://127.0.0.1:{FOREIGN_ETCD_PORT}"
+    unit, ctr_id = f"kd-foreign-etcd-{rid}", f"kd-foreign-apiserver-{rid}"
+    api_manifest = cluster.node_exec(node, "cat", f"{ke.MANIFESTS}/kube-apiserver.yaml", timeout=30).stdout
+    import yaml
+
+    image = next(c["image"] for c in yaml.safe_load(api_manifest)["spec"]["containers"] if c["name"] == "kube-apiserver")
+    argv = foreign_apiserver_argv(api_manifest, url, FOREIGN_API_PORT)
+    try:
+        cluster.node_exec(node, "systemd-run", f"--unit={unit}", f"{ke.BIN_DIR}/kd-etcd", "--name=foreign",
+                          f"--data-dir={data}", f"--listen-client-urls={url}", f"--advertise-client-urls={url}",
+                          f"--listen-peer-urls=http://127.0.0.1:{FOREIGN_ETCD_PORT + 1}",
+                          f"--initial-advertise-peer-urls=http://127.0.0.1:{FOREIGN_ETCD_PORT + 1}",
+                          f"--initial-cluster=foreign=http://127.0.0.1:{FOREIGN_ETCD_PORT + 1}",
+                          f"--listen-metrics-urls=http://127.0.0.1:{FOREIGN_ETCD_PORT + 2}", timeout=60)
+        cluster.node_exec(node, "ctr", "-n", "k8s.io", "run", "-d", "--net-host", "--mount",
+                          "type=bind,src=/etc/kubernetes/pki,dst=/etc/kubernetes/pki,options=rbind:ro",
+                          image, ctr_id, *argv, timeout=120)
+
+        def bootstrapped() -> tuple[bool, str]:
+            p = cluster.node_exec(node, f"{ke.BIN_DIR}/etcdctl", f"--endpoints={url}", "get", "--keys-only",
+                                  "--prefix", "/registry/namespaces/", check=False, timeout=30)
+            r = cluster.node_exec(node, "curl", "-sk", "-m", "3", f"https://127.0.0.1:{FOREIGN_API_PORT}/readyz",
+                                  check=False, timeout=30)
+            return "kube-system" in p.stdout and r.stdout.strip() == "ok", f"namespaces: {p.stdout.split()}; readyz: {r.stdout[-200:]}"
+
+        until("the throwaway control plane to bootstrap its cluster state", bootstrapped, timeout, interval=2.0,
+              hint=f"docker exec {node} ctr -n k8s.io task ls; journalctl -u {unit}")
+        path = f"{ke.WORK_DIR}/foreign-{rid}.db"
+        cluster.node_exec(node, f"{ke.BIN_DIR}/etcdctl", f"--endpoints={url}", "snapshot", "save", path, timeout=120)
+        status = tools.snapshot_status(path)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        host = dest_dir / f"foreign-{rid}.db"
+        run(["docker", "cp", f"{node}:{path}", str(host)], timeout=120)
+        return Backup(f"foreign-{rid}", node, path, host, sha256_file(host), status, 0.0, time.time())
+    finally:
+        cluster.node_exec(node, "ctr", "-n", "k8s.io", "task", "kill", "-s", "SIGKILL", ctr_id, check=False, timeout=30)
+        cluster.node_exec(node, "sh", "-c", f"sleep 1; ctr -n k8s.io task rm -f {ctr_id}; ctr -n k8s.io container rm {ctr_id}",
+                          check=False, timeout=60)
+        cluster.node_exec(node, "systemctl", "stop", unit, check=False, timeout=60)
+        cluster.node_exec(node, "rm", "-rf", data, check=False, timeout=60)
+
+
 # -- helpers on control-plane nodes ------------------------------------------------------------
 
 def _running(cluster: Cluster, node: str, container: str) -> list[str]:

@@ -121,7 +121,7 @@ def _lease_renewed_after(cluster: Cluster, node: str, wall: float) -> bool:
 
     lease = client.CoordinationV1Api(cluster.api_client()).read_namespaced_lease(node, "kube-node-lease",
                                                                                  _request_timeout=10)
-    renew = lease.spec.renew_time
+    renew = lease.spec.renew_time if lease.spec is not None else None
     if renew is None:
         return False
     if renew.tzinfo is None:
@@ -264,7 +264,7 @@ class RollingDrain(Disruption):
 
     def _event(self, kind: str, node: str, **data: object) -> None:
         if self.recorder is not None:
-            self.recorder.event(kind, node, node=node, **data)
+            self.recorder.event(kind, node, None, node=node, **data)
 
     def _settle(self, p: NodePass, phase: str) -> None:
         if self.settle is None:

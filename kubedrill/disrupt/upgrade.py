@@ -34,7 +34,7 @@ from kubedrill.cluster.paths import cache_dir
 from kubedrill.cluster.progress import say
 from kubedrill.cluster.waits import until
 from kubedrill.disrupt.base import Disruption, DisruptionError
-from kubedrill.disrupt.node import DrainNode, uncordon
+from kubedrill.disrupt.node import DrainNode
 from kubedrill.record import Recorder
 
 Role = Literal["control-plane", "worker"]
@@ -43,10 +43,11 @@ ORDERS: tuple[str, ...] = ("control-plane-first", "workers-first")
 # Images a worker needs from the target release: kube-proxy (DaemonSet), CoreDNS (may be scheduled
 # there), pause (sandboxes; kubeadm's CreateJob health check). Control planes need them all.
 WORKER_IMAGES = ("kube-proxy", "coredns", "pause")
-# kubeadm's only upgrade preflight check besides "am I root" is SystemVerification, which reads the
-# host kernel config; a kind node is a container without /proc/config.gz or /boot/config-*, and
-# kind skips kubeadm preflight for the same reason. Ignore that check only, never "all".
-IGNORE_PREFLIGHT = ("SystemVerification",)
+# Static pods of a control-plane node, checked Ready at the target after its kubelet restarts.
+STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# No kubeadm preflight error is ignored. kind skips preflight at `kubeadm init`, but the upgrade
+# checks pass on these nodes (tried on v1.33.13 -> v1.34.4: SystemVerification only warns that
+# cgroup v1 is in maintenance mode), so there is nothing to justify an --ignore-preflight-errors.
 
 
 class ReleaseMissing(RuntimeError):
@@ -171,6 +172,34 @@ def kubeadm(cluster: Cluster, node: str, *args: str, timeout: float = 900) -> st
     return p.stdout + p.stderr
 
 
+def static_pods_ready(cluster: Cluster, node: str, release: Release) -> tuple[bool, str]:
+    """(all static pods of `node` Ready at the release's tags and /readyz ok, what was seen)."""
+    ready = cluster.kubectl("get", "--raw", "/readyz", timeout=20, check=False)
+    if ready.returncode != 0 or ready.stdout.strip() != "ok":
+        return False, f"/readyz: {(ready.stdout + ready.stderr).strip()[:200]}"
+    want = {c: release.image_tag(c) for c in STATIC_PODS}
+    seen = {}
+    for p in cluster.core().list_namespaced_pod("kube-system", field_selector=f"spec.nodeName={node}").items:
+        comp = (p.metadata.labels or {}).get("component", "")
+        if comp in want:
+            cs = p.status.container_statuses or []
+            tag = p.spec.containers[0].image.rsplit(":", 1)[-1]
+            seen[comp] = (tag, bool(cs) and all(c.ready for c in cs))
+    bad = [f"{c}={seen.get(c, ('missing', False))}" for c in STATIC_PODS if seen.get(c) != (want[c], True)]
+    return not bad, ("all static pods Ready at target" if not bad else "not yet: " + ", ".join(bad))
+
+
+def uncordon_until(cluster: Cluster, node: str, timeout: float = 180) -> None:
+    """Uncordon, retrying while the API server restarts or its authorizer warms up (it answers 403 at first)."""
+
+    def attempt() -> tuple[bool, str]:
+        p = cluster.kubectl("uncordon", node, timeout=30, check=False)
+        return p.returncode == 0, (p.stdout + p.stderr).strip()[:200]
+
+    until(f"kubectl uncordon {node} to succeed", attempt, timeout, interval=3.0,
+          hint="the API server may still be restarting; a node left cordoned must be uncordoned by hand")
+
+
 def kubelet_version_of(cluster: Cluster, node: str) -> tuple[bool, str]:
     n = cluster.core().read_node(node)
     ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
@@ -241,8 +270,7 @@ class UpgradeNode(Disruption):
         return result
 
     def _plan(self) -> None:
-        args = ["upgrade", "plan", self.target.version, *[f"--ignore-preflight-errors={c}" for c in IGNORE_PREFLIGHT]]
-        self.plan_text = kubeadm(self.cluster, self.node, *args, timeout=300)
+        self.plan_text = kubeadm(self.cluster, self.node, "upgrade", "plan", self.target.version, timeout=300)
         self.plan = parse_upgrade_plan(self.plan_text)
         if self.current_version:
             problems = plan_problems(self.plan, Version.parse(self.current_version), Version.parse(self.target.version),
@@ -256,15 +284,14 @@ class UpgradeNode(Disruption):
         self._phase("drain", self.drain.inject)
         self.effect["evicted"] = len(self.drain.effect.get("evicted", []))
         self._phase("kubeadm-binary", lambda: place_binary(self.cluster, self.node, self.target, "kubeadm"))
-        ignore = [f"--ignore-preflight-errors={c}" for c in IGNORE_PREFLIGHT]
         if self.kubeadm_step == "apply":
             self._phase("kubeadm-plan", self._plan)
             self.kubeadm_output = self._phase("kubeadm-apply", lambda: kubeadm(
-                self.cluster, self.node, "upgrade", "apply", self.target.version, "--yes", *ignore,
+                self.cluster, self.node, "upgrade", "apply", self.target.version, "--yes",
                 timeout=self.kubeadm_timeout_s))
         else:
             self.kubeadm_output = self._phase("kubeadm-node", lambda: kubeadm(
-                self.cluster, self.node, "upgrade", "node", *ignore, timeout=self.kubeadm_timeout_s))
+                self.cluster, self.node, "upgrade", "node", timeout=self.kubeadm_timeout_s))
         for name in ("kubelet", "kubectl"):
             self._phase(f"{name}-binary", lambda name=name: place_binary(self.cluster, self.node, self.target, name))
         self._phase("kubelet-restart", lambda: restart_kubelet(self.cluster, self.node))
@@ -276,10 +303,18 @@ class UpgradeNode(Disruption):
         self._phase("kubelet-ready", lambda: until(
             f"node {self.node} Ready with kubelet {self.target.version}", reports_target, self.ready_timeout_s,
             interval=2.0, hint=f"docker exec {self.node} journalctl -u kubelet shows why the new kubelet is not Ready"))
+        if self.role == "control-plane":
+            # The new kubelet recreates some static pods (seen: etcd and kube-apiserver restart once more
+            # after the kubelet upgrade), so the API is down again briefly: wait until it is back and
+            # every static pod of this node runs the target, before anything (uncordon) relies on it.
+            self._phase("control-plane-ready", lambda: until(
+                f"the static pods on {self.node} Ready at {self.target.version} and the API server ready",
+                lambda: static_pods_ready(self.cluster, self.node, self.target), self.ready_timeout_s, interval=2.0,
+                hint=f"docker exec {self.node} crictl ps -a shows which static pod does not start"))
         self.effect["kubelet_after"] = kubelet_version_of(self.cluster, self.node)[1]
 
     def heal(self) -> None:
-        uncordon(self.cluster, self.node)
+        uncordon_until(self.cluster, self.node)
 
 
 # --- the whole rollout -------------------------------------------------------------------------------
@@ -311,15 +346,22 @@ class Rollout:
         return [(n, role, "apply" if n == first_cp else "node") for n, role in nodes]  # type: ignore[misc]
 
     def stage_all(self, recorder: Recorder | None = None) -> dict[str, list[str]]:
-        """Import the target's images into every node before any node is touched."""
-        out: dict[str, list[str]] = {}
-        for node, role, _ in self.sequence():
+        """Import the target's images into every node before any node is touched (nodes in parallel:
+        each import is one `docker exec` stream, mostly waiting on disk)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(node: str, role: Role) -> list[str]:
             t0 = time.monotonic()
-            out[node] = stage_images(self.cluster, node, role, self.target)
-            say(f"  staged {len(out[node])} image(s) into {node} in {time.monotonic() - t0:.1f}s")
+            done = stage_images(self.cluster, node, role, self.target)
+            say(f"  staged {len(done)} image(s) into {node} in {time.monotonic() - t0:.1f}s")
             if recorder is not None:
-                recorder.event("images-staged", node, node=node, images=out[node])
-        return out
+                recorder.event("images-staged", node, node=node, images=done)
+            return done
+
+        seq = self.sequence()
+        with ThreadPoolExecutor(max_workers=len(seq) or 1) as pool:
+            futures = {node: pool.submit(one, node, role) for node, role, _ in seq}
+            return {node: f.result() for node, f in futures.items()}
 
     def step(self, node: str, role: Role, kubeadm_step: Literal["apply", "node"],
              recorder: Recorder | None = None) -> UpgradeNode:

@@ -144,7 +144,9 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
             rec.event("after-restore-error", f"{type(exc).__name__}: {exc}"[:500])
 
         def converged() -> tuple[bool, str]:
-            r.deployments = [objs.deployment_seen(k.split("/", 1)[1]) for k in r.expected_replicas]
+            # Each piece on its own: a missing Deployment or an API hiccup must not hide the rest.
+            seen = [objs.deployment_seen(k.split("/", 1)[1]) for k in r.expected_replicas]
+            r.deployments = [d for d in seen if d is not None]
             r.orphans = objs.post_snapshot_containers()
             r.nodes_ready = _nodes_ready(cluster)
             ok = (ks.check_converged(r.expected_replicas, r.deployments).passed

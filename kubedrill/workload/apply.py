@@ -6,6 +6,7 @@ Each test's workload lives in its own namespace `kd-<purpose>-<6 hex>` labelled
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -27,7 +28,8 @@ def unique_namespace(purpose: str) -> str:
 def create_namespace(cluster: Cluster, name: str) -> None:
     doc = {"apiVersion": "v1", "kind": "Namespace",
            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kubedrill", "kubedrill.io/run": RUN_ID}}}
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), timeout=60)
+    # JSON, not YAML: a run id like "656586e1" is a string to PyYAML but a number to kubectl's YAML parser.
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(doc), timeout=60)
 
 
 def delete_namespace(cluster: Cluster, name: str, wait: bool = True, timeout: float = 180) -> None:

@@ -140,6 +140,8 @@ class KnownObjects:
     def wait_available(self, name: str, timeout: float, replicas: int | None = None) -> None:
         def probe() -> tuple[bool, str]:
             d = self.deployment_seen(name)
+            if d is None:
+                return False, "not found"
             want = replicas if replicas is not None else d.replicas
             return d.ready == want and d.pods_running == want, str(d)
 
@@ -153,8 +155,13 @@ class KnownObjects:
                                  "-o", "json", timeout=60)
         return inventory(json.loads(p.stdout)["items"])
 
-    def deployment_seen(self, name: str) -> DeploymentSeen:
-        d = json.loads(self.cluster.kubectl("get", "deployment", name, "-n", self.ns, "-o", "json", timeout=30).stdout)
+    def deployment_seen(self, name: str) -> DeploymentSeen | None:
+        """The Deployment's status and its Running+ready pods; None when it does not exist."""
+        p = self.cluster.kubectl("get", "deployment", name, "-n", self.ns, "-o", "json", "--ignore-not-found",
+                                 timeout=30)
+        if not p.stdout.strip():
+            return None
+        d = json.loads(p.stdout)
         pods = json.loads(self.cluster.kubectl("get", "pods", "-n", self.ns, "-l", f"app={name}", "-o", "json",
                                                timeout=30).stdout)["items"]
         running = [p for p in pods if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")

@@ -126,8 +126,8 @@ def test_node_maintenance(cluster: Cluster, app: DeployedApp, operation: str, dr
                      f"achieved while {operation} ran")
     verdicts: list[Verdict] = []
     if isinstance(op, RollingDrain):
-        for (dirname, text) in ((f"drain-{p.node}.txt", p.drain_output) for p in op.passes):
-            (kd_artifacts / dirname).write_text(text)
+        for p in op.passes:
+            (kd_artifacts / f"drain-{p.node}.txt").write_text(p.drain_output)
         verdicts.append(with_windows(avail, node_windows(op.passes, t0)))
         verdicts.append(check_single_replica(before, ns))
         verdicts.append(check_pdbs(before, op.passes, o.drain_timeout))

@@ -28,7 +28,7 @@ from kubedrill.check.skew import (
 from kubedrill.check.verdict import Status
 
 PLAN = Path(__file__).parent / "data" / "kubeadm-upgrade-plan-v1.33.13-v1.34.4.txt"
-NODES = ["kd-control-plane", "kd-worker", "kd-worker2"]
+NODES = ["kdupgrade-control-plane", "kdupgrade-worker", "kdupgrade-worker2"]  # as captured
 V = Version.parse
 
 
@@ -151,18 +151,21 @@ def test_real_plan_output_is_parsed() -> None:
     assert set(kubelets) == set(NODES)
     assert all(v == ("v1.33.13", "v1.34.4") for v in kubelets.values())
     auto = {r.component: r for r in plan.automatic}
-    assert auto["kube-apiserver"].target == "v1.34.4" and auto["kube-apiserver"].node == "kd-control-plane"
-    assert auto["etcd"].target == "3.6.5-0"
-    assert auto["kube-proxy"].node == "" and auto["kube-proxy"].target == "v1.34.4"
+    assert auto["kube-apiserver"].target == "v1.34.4" and auto["kube-apiserver"].node == NODES[0]
+    assert auto["etcd"].target == "3.6.5-0" and auto["etcd"].current == "3.5.24-0"
+    # kubeadm prints kube-proxy's current version without the "v" and no node for the addons
+    assert auto["kube-proxy"].node == "" and auto["kube-proxy"].current == "1.33.13"
+    assert auto["CoreDNS"].target == "v1.12.1"
+    assert plan.description == "version in the v1.33 series"  # kubeadm's wording with an explicit version
     assert plan_problems(plan, V("v1.33.13"), V("v1.34.4"), NODES) == []
     assert plan.to_dict()["target_version"] == "v1.34.4"
 
 
 def test_plan_problems_name_what_differs_from_the_intent() -> None:
     plan = parse_upgrade_plan(PLAN.read_text())
-    problems = plan_problems(plan, V("v1.33.13"), V("v1.34.5"), [*NODES, "kd-worker3"])
+    problems = plan_problems(plan, V("v1.33.13"), V("v1.34.5"), [*NODES, "kdupgrade-worker3"])
     assert any("wants v1.34.5" in p for p in problems)
-    assert any("no kubelet upgrade for kd-worker3" in p for p in problems)
+    assert any("no kubelet upgrade for kdupgrade-worker3" in p for p in problems)
 
 
 def test_plan_without_an_upgrade_is_a_clear_parse_error() -> None:
