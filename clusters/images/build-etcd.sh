@@ -62,7 +62,8 @@ TOOLS
   # Outputs are captured first: `cmd | grep -q` would fail under pipefail when grep exits early.
   local tool out
   for tool in "etcd --version" "etcdctl version" "etcdutl version"; do
-    out=$("$BIN/${tool%% *}" ${tool#* } 2>&1 | head -1)
+    out=$("$BIN/${tool%% *}" ${tool#* } 2>&1)
+    out=${out%%$'\n'*}
     case "$out" in *"ersion: ${V#v}") ;; *) die "built ${tool%% *} reports '$out', expected version ${V#v}";; esac
   done
   mark_done "$OUT"
@@ -109,6 +110,7 @@ else
   log "image $IMAGE built"
 fi
 docker tag "$IMAGE" "$K8S_TAG"
-got=$(docker run --rm --network none "$IMAGE" --version | head -1)
+got=$(docker run --rm --network none "$IMAGE" --version 2>&1)
+got=${got%%$'\n'*}
 case "$got" in *"${V#v}"*) ;; *) die "image $IMAGE reports '$got', expected ${V#v}";; esac
 log "ok: $IMAGE (also tagged $K8S_TAG): $got"

@@ -172,17 +172,20 @@ def check_restored_inventory(at_snapshot: Inventory, changes: Sequence[Change], 
                             f"{len(changes)} post-snapshot changes are gone", figures)
 
 
-def check_cluster_identity(uid_before: str, uid_after: str | None) -> Verdict:
-    """kube-system's uid before and after the restore (the cluster id Kubernetes tooling uses)."""
+def check_cluster_identity(uid_before: str, uid_after: str | None, how: str = "") -> Verdict:
+    """kube-system's uid before and after the restore (the cluster id Kubernetes tooling uses).
+    `how` says how the uid after was read (e.g. through super-admin.conf because the admin's
+    kubeconfig was forbidden: RBAC is data, and another cluster's data does not grant it)."""
     name = "same-cluster"
+    note = f" (read with {how})" if how and how != "admin kubeconfig" else ""
     if not uid_before:
         return Verdict.unknown(name, "kube-system's uid before the restore was not recorded")
     if uid_after is None:
-        return Verdict.fail(name, "kube-system does not exist after the restore: the restored data is not a "
-                                  "Kubernetes cluster's, or the API server could not bootstrap it")
+        return Verdict.fail(name, f"kube-system could not be read after the restore{note}: the restored data is not "
+                                  "this Kubernetes cluster's, or the API server did not come back")
     if uid_after != uid_before:
         return Verdict.fail(name, f"kube-system's uid changed from {uid_before} to {uid_after}: the snapshot comes "
-                                  "from another cluster")
+                                  f"from another cluster{note}")
     return Verdict.ok(name, f"kube-system keeps uid {uid_before}")
 
 

@@ -89,6 +89,13 @@ class EtcdFault(abc.ABC):
 
     def __init__(self) -> None:
         self.targets: list[Member] = []
+        # Monotonic time just before the first effective action (signal, pause, iptables rule).
+        # Targets are picked before it, so the picking (status calls) is not counted as fault time.
+        self.injected_at: float | None = None
+
+    def _mark(self) -> None:
+        if self.injected_at is None:
+            self.injected_at = time.monotonic()
 
     def available(self, cluster: EtcdCluster) -> str | None:  # noqa: ARG002 - most faults run anywhere
         """None if the fault can run here, else the reason it cannot."""
@@ -117,7 +124,7 @@ class EtcdFault(abc.ABC):
         ok = False
         try:
             self.inject(cluster, rec)
-            rec.event("disruption-injected", self.name, targets=[m.name for m in self.targets])
+            rec.event("disruption-injected", self.name, at=self.injected_at, targets=[m.name for m in self.targets])
             self.verify(cluster, rec)
             yield self
             ok = True
@@ -183,6 +190,7 @@ class Kill(EtcdFault):
     def inject(self, cluster: EtcdCluster, rec: Recorder) -> None:
         self.old_leader = cluster.leader()
         self.targets = self.pick(cluster)
+        self._mark()
         for m in self.targets:
             m.kill("SIGKILL")
 
@@ -222,6 +230,7 @@ class Stop(EtcdFault):
 
     def inject(self, cluster: EtcdCluster, rec: Recorder) -> None:
         self.targets = self.pick(cluster)
+        self._mark()
         for m in self.targets:
             m.stop(timeout=self.grace_s)
 
@@ -252,6 +261,7 @@ class Freeze(EtcdFault):
     def inject(self, cluster: EtcdCluster, rec: Recorder) -> None:
         self.old_leader = cluster.leader()
         self.targets = self.pick(cluster)
+        self._mark()
         for m in self.targets:
             self._pause(m, rec)
 
@@ -304,6 +314,7 @@ class Restart(EtcdFault):
 
     def inject(self, cluster: EtcdCluster, rec: Recorder) -> None:
         self.targets = self.pick(cluster)
+        self._mark()
         for m in self.targets:
             self._pids[m.name] = m.pid()
             m.stop(timeout=10)
@@ -375,6 +386,7 @@ class Partition(EtcdFault):
         self.old_leader = cluster.leader()
         self.groups = self.groups_of(cluster)
         self.targets = [m for g in self.groups for m in g]
+        self._mark()
         for gi, group in enumerate(self.groups):
             others = [m for gj, g in enumerate(self.groups) if gj != gi for m in g]
             for m in group:

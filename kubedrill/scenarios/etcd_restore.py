@@ -22,7 +22,7 @@ from kubedrill.check.etcd_checks import unavailability_windows
 from kubedrill.check.verdict import Figure, Verdict, safe_check
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.waits import WaitTimeout, until
-from kubedrill.disrupt.cluster_etcd import Backup, RestoreProcedure, take_backup
+from kubedrill.disrupt.cluster_etcd import Backup, RestoreProcedure, api_ready, take_backup
 from kubedrill.load.api_prober import ApiConn, ApiProber, ApiTarget, configmap_path, list_rv, watch_from
 from kubedrill.record import Recorder, Window
 from kubedrill.workload.known_objects import KnownObjects
@@ -46,6 +46,8 @@ class RestoreDrillRecord:
     changes: list[ks.Change] = field(default_factory=list)
     uid_before: str = ""
     uid_after: str | None = None
+    uid_after_how: str = ""
+    restored_error: str = ""
     rv_before: list[ks.RvSeen] = field(default_factory=list)
     rv_after: list[ks.RvSeen] = field(default_factory=list)
     resume: ks.WatchResume | None = None
@@ -78,9 +80,22 @@ class RestoreDrillRecord:
         }, default=str, indent=1))
 
 
-def _kube_system_uid(cluster: Cluster) -> str | None:
-    p = cluster.kubectl("get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}", check=False, timeout=30)
-    return p.stdout.strip() or None if p.returncode == 0 else None
+def _kube_system_uid(cluster: Cluster) -> tuple[str | None, str]:
+    """(kube-system's uid or None, how it was read). When the user's admin kubeconfig is
+    Forbidden -- RBAC bindings live in etcd, so a restore can take them away -- ask with the
+    control plane's super-admin.conf (system:masters) on the node, as an operator would."""
+    argv = ("get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}")
+    p = cluster.kubectl(*argv, check=False, timeout=30)
+    if p.returncode == 0:
+        return (p.stdout.strip() or None), "admin kubeconfig"
+    err = (p.stderr or p.stdout).strip()[-300:]
+    if "forbidden" in err.lower() and cluster.control_planes:
+        q = cluster.node_exec(cluster.control_planes[0], "kubectl", "--kubeconfig", "/etc/kubernetes/super-admin.conf",
+                              *argv, check=False, timeout=30)
+        if q.returncode == 0:
+            return (q.stdout.strip() or None), f"super-admin.conf (the admin kubeconfig is forbidden: {err[-160:]})"
+        err += f"; super-admin.conf: {(q.stderr or q.stdout).strip()[-200:]}"
+    return None, f"not readable: {err}"
 
 
 def _nodes_ready(cluster: Cluster) -> dict[str, bool]:
@@ -100,7 +115,7 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
     objs.seed()
     target = ApiTarget.from_kubeconfig(cluster.kubeconfig, cluster.context)
     cm_path = configmap_path(objs.ns)
-    r.uid_before = _kube_system_uid(cluster) or ""
+    r.uid_before = _kube_system_uid(cluster)[0] or ""
     r.expected_nodes = sorted(cluster.all_nodes) or sorted(_nodes_ready(cluster))
     r.expected_replicas = objs.expected_replicas()
     with ApiProber(target, objs.ns, rec, interval_s=prober_interval_s, timeout_s=prober_timeout_s,
@@ -127,8 +142,7 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
         r.steps, r.effect, r.window = list(proc.steps), dict(proc.effect), proc.window
         t_after = time.monotonic()
         try:
-            until("the API to answer after the restore", lambda: (_kube_system_uid(cluster) is not None, "kube-system?"),
-                  120, interval=1.0)
+            until("the API to answer after the restore", lambda: api_ready(cluster), 120, interval=1.0)
             status, rvs, detail = watch_from(target, cm_path, last_rv)
             relist = list_rv(target, cm_path)
             r.resume = ks.WatchResume(last_rv, status, tuple(rvs), relist, detail)
@@ -160,11 +174,12 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
             r.converge_s = time.monotonic() - t_after
         except WaitTimeout as exc:
             rec.event("converge-timeout", str(exc)[:500])
+        r.uid_after, r.uid_after_how = _kube_system_uid(cluster)
         try:
             r.restored = objs.inventory()
-            r.uid_after = _kube_system_uid(cluster)
-        except Exception as exc:  # noqa: BLE001
-            rec.event("inventory-error", f"{type(exc).__name__}: {exc}"[:500])
+        except Exception as exc:  # noqa: BLE001 - judged as "could not read", never as "missing"
+            r.restored_error = f"{type(exc).__name__}: {exc}"[:600]
+            rec.event("inventory-error", r.restored_error)
         rec.event("prober-ops", str(prober.ops))
     return r
 
@@ -209,8 +224,10 @@ def judge(r: RestoreDrillRecord, max_rto_s: float | None = None) -> list[Verdict
         safe_check("restore-took-effect", ks.check_restore_took_effect, r.effect, snap_rev),
         safe_check("apiservers-stopped-during-restore", ks.check_apiservers_stopped, r.effect),
         safe_check("post-snapshot-changes-made", ks.check_changes_visible, r.at_snapshot, r.changes, r.before_restore),
-        safe_check("same-cluster", ks.check_cluster_identity, r.uid_before, r.uid_after),
-        safe_check("restored-objects", ks.check_restored_inventory, r.at_snapshot, r.changes, r.restored),
+        safe_check("same-cluster", ks.check_cluster_identity, r.uid_before, r.uid_after, r.uid_after_how),
+        (Verdict.unknown("restored-objects", f"the inventory could not be read after the restore: {r.restored_error}")
+         if r.restored_error else
+         safe_check("restored-objects", ks.check_restored_inventory, r.at_snapshot, r.changes, r.restored)),
         safe_check("resource-version-monotonic", ks.check_resource_versions, r.rv_before, r.rv_after, r.resume),
         safe_check("controllers-converged", ks.check_converged, r.expected_replicas, r.deployments),
         safe_check("no-orphan-containers", ks.check_no_orphans, r.orphans),

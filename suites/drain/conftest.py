@@ -34,7 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sample-pdb", default="min-available=2",
                 help="sample app PodDisruptionBudget: min-available=N | max-unavailable=N | none (default min-available=2)")
     g.addoption("--grace-seconds", type=int, default=15, help="sample app terminationGracePeriodSeconds (default 15)")
-    g.addoption("--prestop-seconds", type=float, default=3.0, help="sample app preStop sleep (default 3)")
+    g.addoption("--prestop-seconds", type=float, default=5.0,
+                help="sample app preStop sleep (default 5: on a busy host kube-proxy took up to 2.7 s to drop a pod)")
     g.addoption("--bare-pod", action="store_true", help="also run one pod without a controller on every worker")
     g.addoption("--allow-force", action="store_true",
                 help="allow kubectl drain --force: pods without a controller are deleted (and never come back)")
@@ -78,7 +79,7 @@ class DrainOptions:
     @classmethod
     def from_config(cls, config: pytest.Config) -> "DrainOptions":
         defaults = {"sample_mode": "graceful", "replicas": 3, "sample_pdb": "min-available=2", "grace_seconds": 15,
-                    "prestop_seconds": 3.0, "bare_pod": False, "allow_force": False, "drain_timeout": 120,
+                    "prestop_seconds": 5.0, "bare_pod": False, "allow_force": False, "drain_timeout": 120,
                     "max_drain_seconds": 120.0, "maintenance_seconds": 3.0, "min_sigterm_margin": 1.0,
                     "max_p99_ratio": None, "load_users": 10, "load_rate": 50.0, "load_processes": 1,
                     "load_keepalive": False}

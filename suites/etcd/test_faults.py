@@ -66,8 +66,8 @@ def test_fault_under_load(size: int, make_fault: Callable[[], EtcdFault], leader
         load.wait_ops(40, timeout=20)
         settle(2.0)
         with fault.applied(cluster, rec, heal_timeout=45):
-            settle(3.0)  # the fault stays applied under load
-        settle(1.5)  # load keeps running after healing, so recovery is in the record
+            settle(2.5)  # the fault stays applied under load
+        settle(1.0)  # load keeps running after healing, so recovery is in the record
     assert not load.errors, load.errors
 
     hit = {m.name for m in fault.targets}

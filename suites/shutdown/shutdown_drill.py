@@ -51,6 +51,7 @@ class Target:
     spec: WorkloadSpec | None = None
     sample_mode: str | None = None
     sample_grace: int = 15
+    sample_prestop: float | None = None  # default: a third of the grace period
     config_name: str | None = None  # the run config's workload name (its SLO overrides)
     unsupported: str | None = None  # why this workload cannot be drilled (the test skips, saying so)
 
@@ -215,7 +216,8 @@ class TargetPool:
             g = target.sample_grace
             # preStop a third of the grace period: longer than the lagging router's delay, and
             # leaving the app time to drain the slow requests (which last 0.6 x grace).
-            return sample_workload(target.sample_mode, replicas=3, grace_seconds=g, prestop_seconds=max(2, g // 3),
+            prestop = target.sample_prestop if target.sample_prestop is not None else max(2, g // 3)
+            return sample_workload(target.sample_mode, replicas=3, grace_seconds=g, prestop_seconds=prestop,
                                    image=self.sample_image(), min_available=1, node_port=node_port)
         assert target.spec is not None, f"target {target.id} has neither a spec nor a sample mode"
         return expose(target.spec, node_port)

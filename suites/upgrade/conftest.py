@@ -24,6 +24,7 @@ from kubedrill.cluster.paths import versions
 from kubedrill.cluster.progress import say
 from kubedrill.disrupt.upgrade import ORDERS, Release, ReleaseMissing
 from kubedrill.workload.spec import WorkloadSpec
+from suites.upgrade.rehearsal import live_progress
 
 HERE = os.path.dirname(__file__)
 CONFIGS = ("three-node", "ha")
@@ -96,7 +97,7 @@ def upgrade_setup(pytestconfig: pytest.Config) -> UpgradeSetup:
 
 
 @pytest.fixture(scope="session")
-def target_release(upgrade_setup: UpgradeSetup) -> Release:
+def target_release(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup) -> Release:
     """The target version's binaries and image tarballs from the offline cache (built if missing, with progress)."""
     try:
         return Release.from_cache(upgrade_setup.target)
@@ -106,7 +107,8 @@ def target_release(upgrade_setup: UpgradeSetup) -> Release:
 
     problem = ""
     try:
-        setup.build_node_image(upgrade_setup.target)
+        with live_progress(pytestconfig):
+            setup.build_node_image(upgrade_setup.target)
         return Release.from_cache(upgrade_setup.target)
     except (setup.SetupError, ReleaseMissing) as exc:
         problem = str(exc)
@@ -114,7 +116,7 @@ def target_release(upgrade_setup: UpgradeSetup) -> Release:
 
 
 @pytest.fixture(scope="session")
-def upgrade_cluster(upgrade_setup: UpgradeSetup, existing_cluster: Cluster | None,
+def upgrade_cluster(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup, existing_cluster: Cluster | None,
                     versioned_cluster_factory: Callable[[str, str], Cluster]) -> Cluster:
     """A cluster at the source version: a fresh kind cluster, or the kind cluster given by --kubeconfig/--context."""
     if existing_cluster is not None:
@@ -128,7 +130,8 @@ def upgrade_cluster(upgrade_setup: UpgradeSetup, existing_cluster: Cluster | Non
         if not existing_cluster.disruptive_allowed:
             pytest.skip(f"the upgrade rehearsal changes the cluster; pass --allow-disruptive-on {existing_cluster.context}")
         return existing_cluster
-    return versioned_cluster_factory(upgrade_setup.config, upgrade_setup.source)
+    with live_progress(pytestconfig):  # a cold cache builds the source node image here (~20 min)
+        return versioned_cluster_factory(upgrade_setup.config, upgrade_setup.source)
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,15 @@ final snapshot, read the ConfigMaps back, stop the load.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import pytest
 
 from kubedrill.check import rollout as R
 from kubedrill.check.availability import availability
@@ -36,6 +39,21 @@ from kubedrill.load.requestlog import read_request_logs
 from kubedrill.record import Operation, Recorder, Window
 from kubedrill.report import series as S
 from kubedrill.workload.spec import WorkloadSpec
+
+
+@contextlib.contextmanager
+def live_progress(config: pytest.Config) -> Iterator[None]:
+    """Let progress lines (kubedrill.cluster.progress.say) reach the terminal while a long step runs.
+
+    Why: pytest's default fd-level capture also swallows writes to the original stderr, so a
+    20-minute image build or a 10-minute rehearsal would look hung until it ends.
+    """
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        yield
+        return
+    with capman.global_and_fixture_disabled():
+        yield
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,14 @@ from kubedrill.cluster.handle import Cluster
 from kubedrill.disrupt.upgrade import Release
 from kubedrill.workload import apply
 from kubedrill.workload.spec import WorkloadSpec
-from suites.upgrade.rehearsal import RehearsalRecord, Settings, expectation, rehearse, whole_upgrade_availability
+from suites.upgrade.rehearsal import (
+    RehearsalRecord,
+    Settings,
+    expectation,
+    live_progress,
+    rehearse,
+    whole_upgrade_availability,
+)
 
 if TYPE_CHECKING:
     from suites.upgrade.conftest import UpgradeSetup
@@ -49,7 +56,8 @@ def rehearsal(request: pytest.FixtureRequest, upgrade_cluster: Cluster, upgrade_
     apply.create_namespace(upgrade_cluster, data_ns)
     port = upgrade_cluster.host_port(upgrade_workload.node_port or 30080, upgrade_cluster.control_planes[0])
     workload = dataclasses.replace(upgrade_workload, name=_deployment(upgrade_workload))
-    record = rehearse(upgrade_cluster, target_release, workload, settings, port, data_ns)
+    with live_progress(request.config):
+        record = rehearse(upgrade_cluster, target_release, workload, settings, port, data_ns)
     if not request.config.getoption("no_kd_reports"):
         _dump(record, Path(request.config.getoption("reports_dir")) / "latest" / "upgrade")
     yield record
