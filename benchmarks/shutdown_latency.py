@@ -67,7 +67,8 @@ def drill_mode(cluster: Cluster, pool: TargetPool, mode: str, count: int) -> lis
         for _ in range(count):
             until("the workload to be whole", lambda: workload_ready(cluster, ns, d.kind, d.workload), 120, interval=0.5)
             victim = live_pods(cluster, ns, sel)[0]
-            with DeletePod(cluster, ns, victim, kind=d.kind, workload=d.workload).applied(rec, check_health=False) as dp:
+            dp = DeletePod(cluster, ns, victim, kind=d.kind, workload=d.workload)
+            with dp.applied(rec, check_health=False):
                 watch.wait_gone([victim], timeout=60)
             t0 = time.monotonic()
             ev = watch.evidence(victim)

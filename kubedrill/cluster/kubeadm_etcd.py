@@ -204,10 +204,13 @@ class NodeEtcd:
         p = self.sh([f"{BIN_DIR}/etcdutl", "snapshot", "status", "-w", "json", path], timeout=60)
         return dict(json.loads(p.stdout))
 
-    def endpoint_status(self, cluster_wide: bool = True) -> list[dict[str, Any]]:
-        """etcdctl endpoint status -w json [--cluster]: one dict per answering endpoint."""
-        args = ["endpoint", "status", "-w", "json"] + (["--cluster"] if cluster_wide else [])
-        p = self.etcdctl(*args, check=False, timeout=40, command_timeout_s=5)
+    def endpoint_status(self, cluster_wide: bool = True, endpoints: list[str] | None = None,
+                        command_timeout_s: int = 5) -> list[dict[str, Any]]:
+        """etcdctl endpoint status -w json [--cluster | --endpoints=...]: one dict per answering
+        endpoint (naming live endpoints avoids waiting out the dial timeout of a dead one)."""
+        args = ["endpoint", "status", "-w", "json"] + (["--cluster"] if cluster_wide and not endpoints else [])
+        p = self.etcdctl(*args, endpoints=",".join(endpoints) if endpoints else None, check=False, timeout=40,
+                         command_timeout_s=command_timeout_s)
         try:
             return list(json.loads(p.stdout or "[]"))
         except json.JSONDecodeError as exc:

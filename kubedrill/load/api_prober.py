@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import yaml
@@ -244,3 +244,51 @@ def watch_from(target: ApiTarget, path: str, rv: int, seconds: int = 3) -> tuple
         return 0, rvs, f"{type(exc).__name__}: {exc}"[:200]
     finally:
         conn.close()
+
+
+class LeaderWatcher:
+    """Poll etcd's leader (endpoint status --cluster, asked on a surviving control plane) and
+    record `leader-elected` the first time a leader other than `old` is reported by a quorum.
+
+    The observation is taken every `interval_s` plus one `docker exec` (~0.1-0.3 s), so the
+    election time it yields is an upper bound. Bounded by max_duration_s.
+    """
+
+    def __init__(self, ask: Callable[[], list[dict[str, Any]]], rec: Recorder, old_leader: int, quorum: int,
+                 names: dict[int, str], interval_s: float = 0.2, max_duration_s: float = 120.0) -> None:
+        self.ask, self.rec, self.old, self.quorum, self.names = ask, rec, old_leader, quorum, names
+        self.interval_s, self.max_duration_s = interval_s, max_duration_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.new_leader: int | None = None
+        self.polls = 0
+
+    def __enter__(self) -> "LeaderWatcher":
+        self._thread = threading.Thread(target=self._loop, name="kd-leader-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        t_end = time.monotonic() + self.max_duration_s
+        while not self._stop.is_set() and time.monotonic() < t_end and self.new_leader is None:
+            self.polls += 1
+            try:
+                statuses = self.ask()
+            except Exception:  # noqa: BLE001 - a poll that fails is just no observation
+                statuses = []
+            votes: dict[int, int] = {}
+            for s in statuses:
+                lid = int(s["Status"].get("leader") or 0)
+                if lid and lid != self.old:
+                    votes[lid] = votes.get(lid, 0) + 1
+            for lid, n in votes.items():
+                if n >= self.quorum:
+                    self.new_leader = lid
+                    self.rec.event("leader-elected", f"{self.names.get(self.old)} -> {self.names.get(lid)}",
+                                   old=self.names.get(self.old, str(self.old)), new=self.names.get(lid, str(lid)))
+            self._stop.wait(self.interval_s)

@@ -28,6 +28,30 @@ MANAGED_BY = "lagged-endpoints.kubedrill.io"
 Endpoint = tuple[str, bool, bool, bool, str, str]
 
 
+class LagQueue:
+    """States observed over time, released `lag_s` after they were first seen (pure, for testing).
+
+    `observe(now, state)` notes a state; `due(now)` is the latest state first seen at least `lag_s`
+    ago (the one a router `lag_s` behind would be using), or None before anything is that old.
+    """
+
+    def __init__(self, lag_s: float) -> None:
+        self.lag_s = lag_s
+        self._seen: deque[tuple[float, tuple[Endpoint, ...]]] = deque()
+
+    def observe(self, now: float, state: tuple[Endpoint, ...]) -> None:
+        if not self._seen or self._seen[-1][1] != state:
+            self._seen.append((now, state))
+
+    def due(self, now: float) -> tuple[Endpoint, ...] | None:
+        state = None
+        while self._seen and self._seen[0][0] <= now - self.lag_s:
+            state = self._seen.popleft()[1]
+        if state is not None:
+            self._seen.appendleft((now - self.lag_s, state))  # the state in force stays the reference
+        return state
+
+
 class LaggedEndpoints:
     def __init__(self, cluster: Cluster, namespace: str, service: str, node_port: int, recorder: Recorder, *,
                  lag_s: float = 1.0, poll_s: float = 0.1, max_run_s: float = 1800) -> None:
@@ -64,7 +88,7 @@ class LaggedEndpoints:
                 port = {"name": p.name, "port": p.port, "protocol": p.protocol or "TCP"}
             for e in s.endpoints or []:
                 c = e.conditions
-                pod = e.target_ref.name if e.target_ref is not None else ""
+                pod = (e.target_ref.name if e.target_ref is not None else None) or ""
                 for ip in e.addresses or []:
                     eps.append((ip, bool(c and c.ready), bool(c and c.serving), bool(c and c.terminating),
                                 e.node_name or "", pod))
@@ -86,7 +110,8 @@ class LaggedEndpoints:
                                "is its selector matching Ready pods?")
         self._port = port
         core = client.CoreV1Api(self._api)
-        core.create_namespaced_service(self.namespace, {
+        # Plain dicts: the client serialises them as they are (the typed stubs ask for model objects).
+        core.create_namespaced_service(self.namespace, {  # type: ignore[arg-type]
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
             "spec": {"type": "NodePort", "ports": [{"name": port["name"], "port": 80, "protocol": port["protocol"],
@@ -137,29 +162,24 @@ class LaggedEndpoints:
         disc = client.DiscoveryV1Api(self._api)
         body = self._slice(eps)
         if create:
-            disc.create_namespaced_endpoint_slice(self.namespace, body)
+            disc.create_namespaced_endpoint_slice(self.namespace, body)  # type: ignore[arg-type]
         else:
-            disc.replace_namespaced_endpoint_slice(self.name, self.namespace, body)
+            disc.replace_namespaced_endpoint_slice(self.name, self.namespace, body)  # type: ignore[arg-type]
         self.applied = eps
         self.recorder.event("lb-endpoints", self.name, ready=sorted(e[5] or e[0] for e in eps if e[1]),
                             terminating=sorted(e[5] or e[0] for e in eps if e[3]))
 
     def _run(self) -> None:
-        seen: deque[tuple[float, tuple[Endpoint, ...]]] = deque()
+        queue = LagQueue(self.lag_s)
         deadline = time.monotonic() + self.max_run_s
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
                 eps, _ = self._read()
                 now = time.monotonic()
-                if not seen or seen[-1][1] != eps:
-                    seen.append((now, eps))
-                due = None
-                while seen and seen[0][0] <= now - self.lag_s:
-                    due = seen.popleft()[1]
-                if due is not None:
-                    seen.appendleft((now - self.lag_s, due))  # the state in force stays the reference
-                    if due != self.applied:
-                        self._write(due)
+                queue.observe(now, eps)
+                due = queue.due(now)
+                if due is not None and due != self.applied:
+                    self._write(due)
             except Exception as exc:  # noqa: BLE001 - keep mirroring; the error is evidence
                 self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
             self._stop.wait(self.poll_s)

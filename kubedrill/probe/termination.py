@@ -112,7 +112,7 @@ class PodWatch:
     """
 
     def __init__(self, cluster: Cluster, namespace: str, selector: str, recorder: Recorder, *,
-                 max_seconds: float = 900, chunk_seconds: int = 10) -> None:
+                 max_seconds: float = 900, chunk_seconds: int = 5) -> None:
         self.cluster, self.namespace, self.selector = cluster, namespace, selector
         self.recorder = recorder
         self.max_seconds, self.chunk_seconds = max_seconds, chunk_seconds
@@ -144,8 +144,9 @@ class PodWatch:
         w = self._watch
         if w is not None:
             w.stop()
-        # The stream ends at its next event or within chunk_seconds; the thread is a daemon either way.
-        self._thread.join(timeout=self.chunk_seconds + 5)
+        # The stream notices at its next event or when its chunk ends (<= chunk_seconds); the thread is
+        # a bounded daemon, so waiting briefly is enough and keeps teardown from idling on a quiet watch.
+        self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
         from kubernetes import watch
@@ -271,10 +272,10 @@ class PodWatch:
         if st is None:
             raise KeyError(f"pod {pod} was never seen by the watch on {self.namespace} ({self.selector}); seen: {self.seen()}")
         t = st.terminated
+        grace = st.deletion_grace if st.deletion_grace is not None else st.spec_grace
         return PodEvidence(
             pod=st.name, uid=st.uid, node=st.node, container=st.container,
-            grace_seconds=float(st.deletion_grace if st.deletion_grace is not None else st.spec_grace)
-            if (st.deletion_grace is not None or st.spec_grace is not None) else None,
+            grace_seconds=None if grace is None else float(grace),
             prestop_hook=st.prestop_hook, first_seen_at=st.first_seen_at, deletion_seen_at=st.deletion_seen_at,
             deletion_timestamp_wall=st.deletion_timestamp_wall, terminated_seen_at=st.terminated_seen_at,
             gone_at=st.gone_at,

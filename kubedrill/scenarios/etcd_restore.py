@@ -61,6 +61,7 @@ class RestoreDrillRecord:
     window: Window | None = None
     procedure_error: str = ""
     converge_s: float | None = None
+    objects: KnownObjects | None = None
     recorder: Recorder = field(default_factory=lambda: Recorder("etcd-restore"))
 
     def dump(self, path: Path) -> None:
@@ -112,6 +113,7 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
     r = RestoreDrillRecord()
     rec = r.recorder
     objs = objects or KnownObjects(cluster)
+    r.objects = objs
     objs.seed()
     target = ApiTarget.from_kubeconfig(cluster.kubeconfig, cluster.context)
     cm_path = configmap_path(objs.ns)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -24,9 +25,12 @@ pytestmark = [pytest.mark.needs_docker, pytest.mark.disruptive, pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def drill(restore_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> RestoreDrillRecord:
+def drill(restore_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestoreDrillRecord]:
     """The recorded drill (runs once per module; every test judges part of it)."""
-    return run_restore_drill(restore_cluster, tmp_path_factory.mktemp("etcd-backup"))
+    r = run_restore_drill(restore_cluster, tmp_path_factory.mktemp("etcd-backup"))
+    yield r
+    if r.objects is not None:  # an attached cluster outlives the module
+        r.objects.delete()
 
 
 @pytest.fixture(scope="module")

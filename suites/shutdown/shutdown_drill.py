@@ -206,9 +206,10 @@ class TargetPool:
             lb_port = free_node_port(self.cluster, None)
             lb = LaggedEndpoints(self.cluster, ns, spec.service, lb_port, Recorder(f"lb/{target.id}"), lag_s=self.lb_lag_s)
             lb.start()
-            deployed = dataclasses.replace(deployed, lb=lb, lb_url=f"http://127.0.0.1:{self.cluster.host_port(lb_port)}")
+            lb_url = f"http://127.0.0.1:{self.cluster.host_port(lb_port)}"
+            deployed = dataclasses.replace(deployed, lb=lb, lb_url=lb_url)
             self.current = deployed
-            apply.wait_http(deployed.lb_url + spec.health_path, timeout=60)
+            apply.wait_http(lb_url + spec.health_path, timeout=60)
         return deployed
 
     def spec_for(self, target: Target, node_port: int) -> WorkloadSpec:
@@ -332,8 +333,8 @@ def run_drill(cluster: Cluster, d: Deployed, cause: str, settings: DrillSettings
                     else:
                         victim = live_pods(cluster, spec.namespace, d.selector)[0]
                 disruption = make_disruption(cause, cluster, d, victim)
-                with disruption.applied(rec) as dis:
-                    victims = list(dis.victims)
+                with disruption.applied(rec):
+                    victims = list(disruption.victims)
                     if stream is not None and cause == "rollout-restart":
                         until("every old pod to be deleting", lambda: (
                             all(watch.deleting_since(v) is not None for v in victims), watch.summary()),

@@ -11,19 +11,22 @@ kubedrill.check.shutdown's; this test records, asks, and reports.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kubedrill.check.shutdown import ShutdownThresholds, check_shutdowns
 from kubedrill.check.verdict import Verdict, safe_check
 from kubedrill.cluster.handle import Cluster
 from kubedrill.probe.termination import termination_figures
+from kubedrill.report.model import TestResult
 from shutdown_drill import Target, TargetPool, run_drill
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_docker]
 
 
 def test_pod_shuts_down_gracefully(case: tuple[Target, str], cluster: Cluster, shutdown_pool: TargetPool,
-                                   thresholds: ShutdownThresholds, kd_report, kd_artifacts) -> None:  # type: ignore[no-untyped-def]
+                                   thresholds: ShutdownThresholds, kd_report: TestResult, kd_artifacts: Path) -> None:
     target, cause = case
     if target.unsupported:
         pytest.skip(target.unsupported)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kubedrill.cluster.handle import Cluster
+from kubedrill.report.model import TestResult
 
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.slow]
@@ -44,7 +45,7 @@ def failing_subchecks(verdict_line: str) -> set[str]:
 
 @pytest.mark.parametrize("mode", list(EXPECTED))
 def test_shutdown_suite_judges_sample_mode(mode: str, cluster: Cluster, pytester: pytest.Pytester,
-                                           monkeypatch: pytest.MonkeyPatch, kd_report) -> None:  # type: ignore[no-untyped-def]
+                                           monkeypatch: pytest.MonkeyPatch, kd_report: TestResult) -> None:
     if cluster.provider != "kind":
         pytest.skip("the shutdown suite needs a kind cluster on this host (NodePorts mapped to 127.0.0.1)")
     monkeypatch.setenv("HOME", REAL_HOME)

@@ -140,7 +140,8 @@ def _single_replica_spec(tmp: Path, image: str) -> Path:
     """A user workload spec: the sample app with one replica and its PodDisruptionBudget removed."""
     from kubedrill.workload.sample import sample_workload
 
-    spec = sample_workload("graceful", replicas=1, min_available=0, image=image, name="kd-single")
+    # NodePort 30081: the previous sub-session's namespace (sample app on 30080) may still be terminating.
+    spec = sample_workload("graceful", replicas=1, min_available=0, image=image, name="kd-single", node_port=30081)
     docs = [d for d in spec.documents if d["kind"] != "PodDisruptionBudget"]
     (tmp / "manifests.yaml").write_text(yaml.safe_dump_all(docs))
     (tmp / "workload.yaml").write_text(yaml.safe_dump({"name": "kd-single", "manifests": ["manifests.yaml"]}))
