@@ -9,6 +9,7 @@ memory.max_usage_in_bytes, or v2 memory.peak). Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -38,8 +39,9 @@ def main() -> int:
     args = ap.parse_args()
     configs = args.config or ["single", "three-node", "ha"]
     image = setup.choose_node_image(allow_pull=False).ref
-    print(f"host: {platform.node()} {platform.machine()} cpus={subprocess.getoutput('nproc')} "
-          f"mem={subprocess.getoutput('free -g | awk \"/Mem/{print \\$2}\"')}GiB kernel={platform.release()}")
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"host: {platform.node()} {platform.machine()} cpus={os.cpu_count()} mem={mem_gib:.0f}GiB "
+          f"kernel={platform.release()} load={os.getloadavg()[0]:.1f}")
     print(f"node image: {image}")
     for cfg in configs:
         times, create_only, peaks = [], [], []

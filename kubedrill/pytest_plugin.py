@@ -50,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--context", default=None, help="kubeconfig context of the existing cluster")
     g.addoption("--allow-disruptive-on", default=None, help="name the existing context on which disruptive suites may run")
     g.addoption("--keep-cluster", action="store_true", help="do not delete kind clusters at the end (debugging)")
+    g.addoption("--sample-mode", default="graceful",
+                help="the bundled sample app's SHUTDOWN_MODE when no --workload is given: graceful, ignores-sigterm, "
+                     "slow-exit, abrupt, exit-nonzero, no-prestop (the shutdown suite also takes a comma list or 'all')")
     g.addoption("--workload", default=None, help="workload spec (YAML) to test instead of the bundled sample app")
     g.addoption("--reports-dir", default=os.environ.get("KUBEDRILL_REPORTS", "reports"), help="where reports/latest goes")
     g.addoption("--no-kd-reports", action="store_true", help="do not write reports/ (used by the project's meta-tests)")

@@ -106,6 +106,12 @@ def _nodes_ready(cluster: Cluster) -> dict[str, bool]:
     return out
 
 
+def _put_rvs(rec: Recorder, what: str, lo: float = float("-inf"), hi: float = float("inf")) -> list[ks.RvSeen]:
+    """resourceVersions the prober's successful writes got, invoked after lo and answered before hi."""
+    return [ks.RvSeen(what, int(o.result["rv"])) for o in rec.history
+            if o.kind == "put" and o.outcome == "ok" and isinstance(o.result, dict) and o.start >= lo and o.end <= hi]
+
+
 def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: ProcedureFactory = runbook,
                       objects: KnownObjects | None = None, converge_timeout_s: float = 180.0,
                       prober_interval_s: float = 0.25, prober_timeout_s: float = 1.0) -> RestoreDrillRecord:
@@ -142,6 +148,13 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
             r.procedure_error = f"{type(exc).__name__}: {exc}"[:3000]
             rec.event("procedure-error", r.procedure_error[:500])
         r.steps, r.effect, r.window = list(proc.steps), dict(proc.effect), proc.window
+        # The prober is a client that lived through the restore: its writes' resourceVersions
+        # from before the procedure and from after the data swap must keep increasing.
+        swap = next((e.at for e in rec.events_of("step-end") if e.detail == "restore"), None)
+        if r.window is not None:
+            r.rv_before += _put_rvs(rec, hi=r.window.start, what="prober write before the restore")
+        if swap is not None:
+            r.rv_after += _put_rvs(rec, lo=swap, what="prober write after the restore")
         t_after = time.monotonic()
         try:
             until("the API to answer after the restore", lambda: api_ready(cluster), 120, interval=1.0)

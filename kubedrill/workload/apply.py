@@ -33,7 +33,13 @@ def create_namespace(cluster: Cluster, name: str) -> None:
 
 
 def delete_namespace(cluster: Cluster, name: str, wait: bool = True, timeout: float = 180) -> None:
-    """Delete the namespace; uncordons nothing (node state is the disruption's job)."""
+    """Delete the namespace; uncordons nothing (node state is the disruption's job).
+
+    Services go first and synchronously: NodePorts are cluster-wide, and the next workload on the
+    same cluster must not find its nodePort still held by a namespace that is terminating.
+    """
+    cluster.kubectl("delete", "service", "--all", "-n", name, "--ignore-not-found", "--wait=true",
+                    "--timeout=60s", timeout=90, check=False)
     cluster.kubectl("delete", "namespace", name, "--ignore-not-found", f"--wait={'true' if wait else 'false'}",
                     f"--timeout={int(timeout)}s", timeout=timeout + 30, check=False)
 

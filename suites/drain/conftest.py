@@ -29,7 +29,7 @@ NODE_PORTS: tuple[int, ...] = (30080, 30081, 30082)  # mapped to 127.0.0.1 on ev
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("kubedrill drain suite")
-    g.addoption("--sample-mode", default="graceful", help="sample app SHUTDOWN_MODE (graceful, no-prestop, ...)")
+    # --sample-mode is a shared option of the kubedrill plugin (the shutdown suite reads it too).
     g.addoption("--replicas", type=int, default=3, help="sample app replicas (default 3)")
     g.addoption("--sample-pdb", default="min-available=2",
                 help="sample app PodDisruptionBudget: min-available=N | max-unavailable=N | none (default min-available=2)")

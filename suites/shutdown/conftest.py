@@ -27,9 +27,7 @@ from shutdown_drill import Target, TargetPool
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("kubedrill shutdown suite")
-    g.addoption("--sample-mode", default="graceful",
-                help=f"sample app SHUTDOWN_MODE(s) to drill when no workload is given: comma-separated "
-                     f"from {', '.join(SAMPLE_MODES)}, or 'all' (default graceful)")
+    # --sample-mode is a shared option of the kubedrill plugin (the drain suite reads it too).
     g.addoption("--sample-grace", type=int, default=15,
                 help="the sample app's terminationGracePeriodSeconds (default 15)")
     g.addoption("--shutdown-lb-lag", type=float, default=1.0,

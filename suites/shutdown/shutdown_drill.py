@@ -301,6 +301,8 @@ def make_disruption(cause: str, cluster: Cluster, d: Deployed, victim: str | Non
 
 
 def run_drill(cluster: Cluster, d: Deployed, cause: str, settings: DrillSettings = DrillSettings()) -> DrillResult:
+    """One termination cause applied to a deployed workload under traffic (steps in the module docstring).
+    Every wait is bounded by the grace period plus a margin per terminated pod."""
     spec, grace = d.spec, d.spec.grace_seconds
     rec = Recorder(f"shutdown/{d.target_id}/{cause}")
     per_pod = grace + 60

@@ -31,8 +31,17 @@ from kubedrill.scenarios.etcd_restore import RestoreDrillRecord, judge, run_rest
 pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.disruptive, pytest.mark.slow]
 
 # Wrong procedures never converge; do not wait the runbook's full budget to learn that.
-FAST = {"ready_timeout_s": 90.0, "api_timeout_s": 180.0}
+READY_TIMEOUT_S = 90.0
 CONVERGE_S = 60.0
+
+
+def wrong(backup: Backup | None = None, **variant: bool) -> Callable[[Cluster, Backup, Recorder], RestoreProcedure]:
+    """A procedure factory for a wrong variant (the drill passes this cluster's own backup)."""
+    def make(c: Cluster, b: Backup, rec: Recorder) -> RestoreProcedure:
+        return RestoreProcedure(c, backup or b, recorder=rec, ready_timeout_s=READY_TIMEOUT_S,
+                                stop_apiservers=variant.get("stop_apiservers", True),
+                                new_data_dir=variant.get("new_data_dir", True))
+    return make
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +73,7 @@ def _expect_fail(verdicts: dict[str, Verdict], check: str, *phrases: str) -> Non
 def test_restore_with_api_server_running_is_caught(kind_cluster: Cluster, tmp_path: Path, kd_report: TestResult,
                                                    kd_artifacts: Path) -> None:
     r, v = _drill(kind_cluster, tmp_path,
-                  lambda c, b, rec: RestoreProcedure(c, b, recorder=rec, stop_apiservers=False, **FAST),
+                  wrong(stop_apiservers=False),
                   kd_report, kd_artifacts)
     assert r.variant == "api-running"
     assert r.effect.get("etcd_cluster_id_changed"), f"the restore itself should have happened: {r.effect}"
@@ -75,7 +84,7 @@ def test_restore_with_api_server_running_is_caught(kind_cluster: Cluster, tmp_pa
 def test_restore_into_old_data_dir_is_caught(kind_cluster: Cluster, tmp_path: Path, kd_report: TestResult,
                                              kd_artifacts: Path) -> None:
     r, v = _drill(kind_cluster, tmp_path,
-                  lambda c, b, rec: RestoreProcedure(c, b, recorder=rec, new_data_dir=False, **FAST),
+                  wrong(new_data_dir=False),
                   kd_report, kd_artifacts)
     assert r.variant == "old-data-dir"
     _expect_fail(v, "procedure", "step 'restore' failed", "--data-dir=/var/lib/etcd")
@@ -87,8 +96,7 @@ def test_snapshot_from_another_cluster_is_caught(kind_cluster: Cluster, tmp_path
                                                  kd_artifacts: Path) -> None:
     foreign = foreign_backup(kind_cluster, tmp_path / "foreign")
     assert foreign.cluster != kind_cluster.name and foreign.revision > 0, foreign
-    r, v = _drill(kind_cluster, tmp_path,
-                  lambda c, b, rec: RestoreProcedure(c, foreign, recorder=rec, **FAST), kd_report, kd_artifacts)
+    r, v = _drill(kind_cluster, tmp_path, wrong(backup=foreign), kd_report, kd_artifacts)
     try:
         assert r.variant == "foreign-snapshot"
         _expect_fail(v, "same-cluster", "uid changed from", "another cluster")

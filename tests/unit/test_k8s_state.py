@@ -275,3 +275,16 @@ class TestKubeadmEtcd:
         st = [{"Status": {"leader": 7, "header": {"member_id": i}}} for i in (7, 8, 9)]
         assert ke.leader_id(st) == 7 and set(ke.status_by_member(st)) == {7, 8, 9}
         assert ke.leader_id([{"Status": {"leader": 0, "header": {"member_id": 1}}}]) is None
+
+
+def test_foreign_apiserver_argv_points_at_another_etcd() -> None:
+    from kubedrill.disrupt.cluster_etcd import foreign_apiserver_argv
+
+    manifest = yaml.safe_dump({"spec": {"containers": [{"name": "kube-apiserver", "command": [
+        "kube-apiserver", "--advertise-address=172.18.0.9", "--etcd-servers=https://127.0.0.1:2379",
+        "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt", "--secure-port=6443",
+        "--service-account-key-file=/etc/kubernetes/pki/sa.pub"]}]}})
+    argv = foreign_apiserver_argv(manifest, "http://127.0.0.1:32379", 36443)
+    assert argv[0] == "kube-apiserver" and "--service-account-key-file=/etc/kubernetes/pki/sa.pub" in argv
+    assert [a for a in argv if a.startswith("--etcd")] == ["--etcd-servers=http://127.0.0.1:32379"]
+    assert "--secure-port=36443" in argv and "--secure-port=6443" not in argv and "--bind-address=127.0.0.1" in argv
