@@ -59,9 +59,9 @@ def versions_as_expected(snap: Snapshot, upgraded: Iterable[str], exp: Expectati
     """Problems with the versions in `snap` given which nodes are done; [] when all is as expected.
 
     `upgraded`: nodes whose kubelet should be at the target. `control_plane_upgraded`: control-plane
-    nodes whose static pods should be at the target. Once any control plane is upgraded, the API
-    server answers at the target (single CP) and the addons (kube-proxy, CoreDNS) are at the target
-    only after the last control plane is done, so callers pass addons_expected via exp fields.
+    nodes whose static pods should be at the target. The API server's /version, etcd and the addons
+    (kube-proxy, CoreDNS) are only required at the target once every control plane is done: kubeadm
+    upgrades the addons with the last control plane, and in HA /version may come from any instance.
     """
     problems: list[str] = []
     done = set(upgraded)

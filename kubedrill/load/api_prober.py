@@ -4,7 +4,8 @@ Why not the official client: it retries inside urllib3 and pools connections in 
 exactly what we measure (how long a client with a short timeout sees the API unavailable). This
 speaks HTTPS to the kubeconfig's server (kind's 127.0.0.1 port, or the HA load balancer) with the
 kubeconfig's client certificate, one keep-alive connection per prober, a fresh one after any error
--- what a client-go client with a timeout does.
+-- what a client-go client with a timeout does -- or a new connection per request
+(`fresh_connections`), as short-lived clients make.
 
 It only records. Each probe is an Operation on the monotonic clock:
   put  (update of one ConfigMap, value = sequence number)   result {"rv": int}
@@ -131,12 +132,16 @@ class ApiProber:
 
     def __init__(self, target: ApiTarget, namespace: str, recorder: Recorder, *, name: str = "kd-probe",
                  interval_s: float = 0.15, timeout_s: float = 1.0, max_ops: int = 20_000,
-                 max_duration_s: float = 600.0, reads: bool = True, client: str = "api-prober") -> None:
+                 max_duration_s: float = 600.0, reads: bool = True, client: str = "api-prober",
+                 fresh_connections: bool = False) -> None:
         if interval_s < 0.05:
             raise ValueError("interval_s below 50 ms would turn a prober into a load test")
         self.target, self.ns, self.rec, self.name = target, namespace, recorder, name
         self.interval_s, self.timeout_s = interval_s, timeout_s
         self.max_ops, self.max_duration_s, self.reads, self.client = max_ops, max_duration_s, reads, client
+        # True: a new TCP+TLS connection for every request, as short-lived clients (kubectl) make:
+        # each one is routed by the load balancer again, so a dead backend it still picks shows.
+        self.fresh_connections = fresh_connections
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ops = 0
@@ -183,6 +188,8 @@ class ApiProber:
         except ApiError as exc:
             op = Operation(kind, t0, time.monotonic(), exc.outcome, self.client, self.name,
                            str(seq) if kind == "put" else None, None, str(exc))
+        if self.fresh_connections:
+            conn.close()
         self.rec.add(op)
 
     def _loop(self) -> None:

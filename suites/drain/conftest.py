@@ -198,7 +198,7 @@ def app(request: pytest.FixtureRequest, cluster: Cluster, drain_opts: DrainOptio
             if spec.service:
                 cluster.kubectl("delete", "service", spec.service, "-n", ns, "--ignore-not-found", "--wait=true",
                                 timeout=60, check=False)
-            apply.delete_namespace(cluster, ns, wait=False)
+            apply.delete_namespace(cluster, ns, wait=True)
 
 
 @pytest.fixture(autouse=True)

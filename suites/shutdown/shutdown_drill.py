@@ -247,7 +247,7 @@ class TargetPool:
         if d.spec.service:
             self.cluster.kubectl("delete", "service", d.spec.service, "-n", d.spec.namespace, "--ignore-not-found",
                                  "--wait=true", "--timeout=60s", timeout=90, check=False)
-        apply.delete_namespace(self.cluster, d.spec.namespace, wait=False)
+        apply.delete_namespace(self.cluster, d.spec.namespace, wait=True)
 
 
 # -- one drill ----------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def app(cluster: Cluster, sample_image: str, request: pytest.FixtureRequest):
         yield spec
     finally:
         if not request.config.getoption("keep_cluster"):
-            apply.delete_namespace(cluster, ns, wait=False)
+            apply.delete_namespace(cluster, ns, wait=True)
 
 
 def _selector(spec: WorkloadSpec) -> str:

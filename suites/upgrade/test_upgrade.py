@@ -108,7 +108,8 @@ def test_every_node_step_took_effect_and_kept_its_checks(rehearsal: RehearsalRec
     for n in rehearsal.nodes:
         kd_report.add(n.verdict())
         if n.window is not None:
-            kd_report.figure(f"step_{n.node}", round(n.window.duration, 1), "s",
+            short = n.node.removeprefix(f"{upgrade_cluster.name}-")  # stable across runs: control-plane, worker2
+            kd_report.figure(f"step_{short}", round(n.window.duration, 1), "s",
                              ", ".join(f"{p.name} {p.seconds:.0f}s" for p in n.phases))
     done = [n.node for n in rehearsal.nodes]
     assert not rehearsal.halted, rehearsal.halted
