@@ -153,6 +153,11 @@ def host_bin(version: str, tool: str) -> Path:
     return cache_dir() / "etcd" / f"v{'.'.join(map(str, parse_version(version)))}" / "bin" / tool
 
 
+# (cluster, node, version) whose node already has the tools: a node container keeps them until
+# it is deleted (a docker stop/start keeps its filesystem).
+_INSTALLED: set[tuple[str, str, str]] = set()
+
+
 @dataclass
 class NodeEtcd:
     """etcd client tools on one control-plane node, talking to that node's member over TLS.
@@ -169,8 +174,13 @@ class NodeEtcd:
 
     def install(self) -> None:
         """Copy etcdctl and etcdutl from the host cache into the node (skipped when present)."""
+        key = (self.cluster.name, self.node, self.version)
+        if key in _INSTALLED:
+            return
         have = self.cluster.node_exec(self.node, f"{BIN_DIR}/etcdutl", "version", check=False, timeout=30)
         if have.returncode == 0 and parse_version(have.stdout) == parse_version(self.version):
+            self.cluster.node_exec(self.node, "mkdir", "-p", WORK_DIR, MANIFESTS_OFF, timeout=30)
+            _INSTALLED.add(key)
             return
         for tool in ("etcdctl", "etcdutl"):
             src = host_bin(self.version, tool)
@@ -179,6 +189,7 @@ class NodeEtcd:
                                     "kubedrill cache by the etcd suite's setup (kubedrill.etcd.image)")
             run(["docker", "cp", str(src), f"{self.node}:{BIN_DIR}/{tool}"], timeout=60)
         self.cluster.node_exec(self.node, "mkdir", "-p", WORK_DIR, MANIFESTS_OFF, timeout=30)
+        _INSTALLED.add(key)
 
     def sh(self, argv: list[str], timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
         try:
@@ -192,6 +203,7 @@ class NodeEtcd:
 
     def etcdctl(self, *args: str, endpoints: str | None = None, timeout: float = 60, check: bool = True,
                 command_timeout_s: int = 10) -> subprocess.CompletedProcess[str]:
+        self.install()
         argv = [f"{BIN_DIR}/etcdctl", f"--endpoints={endpoints or self.endpoint}", "--dial-timeout=3s",
                 f"--command-timeout={command_timeout_s}s", *self.tls(), *args]
         return self.sh(argv, timeout=timeout, check=check)
@@ -201,6 +213,7 @@ class NodeEtcd:
 
     def snapshot_status(self, path: str) -> dict[str, Any]:
         """{hash, revision, totalKey, totalSize, version} of a snapshot file on the node."""
+        self.install()
         p = self.sh([f"{BIN_DIR}/etcdutl", "snapshot", "status", "-w", "json", path], timeout=60)
         return dict(json.loads(p.stdout))
 
@@ -232,6 +245,7 @@ class NodeEtcd:
         return {d["Endpoint"]: int(d["HashKV"]["hash"]) for d in json.loads(p.stdout)}
 
     def restore_help(self) -> str:
+        self.install()
         p = self.sh([f"{BIN_DIR}/{restore_tool(self.version)}", "snapshot", "restore", "--help"], check=False)
         return p.stdout + p.stderr
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -24,6 +24,7 @@ from kubedrill.cluster.paths import versions
 from kubedrill.cluster.progress import say
 from kubedrill.disrupt.upgrade import ORDERS, Release, ReleaseMissing
 from kubedrill.workload.spec import WorkloadSpec
+from fixtures.cluster import VersionedClusters
 from suites.upgrade.rehearsal import live_progress
 
 HERE = os.path.dirname(__file__)
@@ -51,8 +52,10 @@ def _opt(config: pytest.Config, name: str, env: str, default: str) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get(DEFER_ENV, "") in ("", "0"):
         return
-    reason = (f"UPGRADE SUITE DEFERRED by {DEFER_ENV}={os.environ[DEFER_ENV]}: the upgrade rehearsal needs node images "
-              f"of two Kubernetes versions; build them with `python -m kubedrill build --with-upgrade-source` "
+    why = os.environ[DEFER_ENV]
+    why = "" if why in ("1", "true", "yes") else f" ({why})"  # CI puts its reason in the variable
+    reason = (f"UPGRADE SUITE DEFERRED by {DEFER_ENV}{why}: the upgrade rehearsal needs node images of two "
+              f"Kubernetes versions; build them with `python -m kubedrill build --with-upgrade-source` "
               f"(~20 min cold on 2 cores), then unset {DEFER_ENV}")
     mine = [i for i in items if str(i.path).startswith(HERE)]
     if mine:
@@ -115,10 +118,14 @@ def target_release(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup) -> 
     pytest.fail(f"the target release {upgrade_setup.target} could not be prepared: {problem}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def upgrade_cluster(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup, existing_cluster: Cluster | None,
-                    versioned_cluster_factory: Callable[[str, str], Cluster]) -> Cluster:
-    """A cluster at the source version: a fresh kind cluster, or the kind cluster given by --kubeconfig/--context."""
+                    versioned_cluster_factory: VersionedClusters) -> Iterator[Cluster]:
+    """A cluster at the source version: a fresh kind cluster, or the kind cluster given by --kubeconfig/--context.
+
+    Module-scoped: the rehearsal leaves its cluster at the target version, useless to anyone after,
+    so a cluster kubedrill created is deleted as soon as the module ends (--keep-cluster keeps it).
+    """
     if existing_cluster is not None:
         if existing_cluster.provider != "kind":
             pytest.skip("the upgrade rehearsal replaces node binaries, which needs a kind cluster on this host "
@@ -129,12 +136,15 @@ def upgrade_cluster(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup, ex
                         pytrace=False)
         if not existing_cluster.disruptive_allowed:
             pytest.skip(f"the upgrade rehearsal changes the cluster; pass --allow-disruptive-on {existing_cluster.context}")
-        return existing_cluster
+        yield existing_cluster
+        return
     with live_progress(pytestconfig):  # a cold cache builds the source node image here (~20 min)
-        return versioned_cluster_factory(upgrade_setup.config, upgrade_setup.source)
+        cluster = versioned_cluster_factory(upgrade_setup.config, upgrade_setup.source, "upgrade-suite")
+    yield cluster
+    versioned_cluster_factory.discard(cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def upgrade_workload(pytestconfig: pytest.Config, upgrade_cluster: Cluster, sample_image: str) -> Iterator[WorkloadSpec]:
     """The workload kept available through the upgrade: --workload's spec, else the graceful sample app (3 replicas, PDB)."""
     from fixtures.workload import ensure_images

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterator
 
 import pytest
 import yaml
@@ -31,6 +31,7 @@ from kubedrill.check.verdict import Status
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.observe import NodeState, Snapshot
 from kubedrill.cluster.paths import REPO, versions
+from fixtures.cluster import VersionedClusters
 
 SOURCE, TARGET = versions()["K8S_UPGRADE_FROM"], versions()["K8S_VERSION"]
 SUITE = str(REPO / "suites" / "upgrade")
@@ -92,9 +93,15 @@ def test_worker_before_control_plane_is_a_skew_violation_on_observed_versions() 
 
 
 @pytest.fixture(scope="module")
-def meta_cluster(versioned_cluster_factory: Callable[[str, str], Cluster]) -> Cluster:
-    """One three-node kind cluster at the source version, shared by the real meta runs (in file order)."""
-    return versioned_cluster_factory("three-node", SOURCE)
+def meta_cluster(versioned_cluster_factory: VersionedClusters) -> Iterator[Cluster]:
+    """One three-node kind cluster at the source version, shared by the real meta runs (in file order),
+    deleted when this module ends (its own, even when the suite ran in the same session)."""
+    deferred = os.environ.get("KUBEDRILL_DEFER_UPGRADE", "")
+    if deferred not in ("", "0"):
+        pytest.skip(f"UPGRADE META-TESTS DEFERRED by KUBEDRILL_DEFER_UPGRADE ({deferred}): they need the {SOURCE} node image")
+    cluster = versioned_cluster_factory("three-node", SOURCE, "upgrade-meta")
+    yield cluster
+    versioned_cluster_factory.discard(cluster)
 
 
 def _attach(c: Cluster) -> list[str]:

@@ -87,7 +87,7 @@ def test_downgrades_same_version_major_change_and_old_kubeadm_are_refused() -> N
 def test_mid_upgrade_states_kubeadm_passes_through_are_within_policy() -> None:
     # control plane upgraded, workers not yet: the normal middle of a rollout
     mid = obs("v1.34.4", {"kd-control-plane": "v1.34.4", "kd-worker": "v1.33.13", "kd-worker2": "v1.33.13"},
-              **{"controller_managers": {"kd-control-plane": "v1.34.4"}, "kube_proxies": {"kd-worker": "v1.34.4"}})
+              controller_managers={"kd-control-plane": "v1.34.4"}, kube_proxies={"kd-worker": "v1.34.4"})
     assert skew_violations(mid) == []
     # kubelets three minors older are still supported
     assert skew_violations(obs("v1.34.4", {"w": "v1.31.0"})) == []
