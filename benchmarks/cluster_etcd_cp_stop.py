@@ -43,9 +43,13 @@ def get_cluster(args: argparse.Namespace) -> tuple[Cluster, bool]:
     from kubedrill.cluster import kind, setup
     from kubedrill.cluster.waits import wait_cluster_ready
 
+    from kubedrill.cluster import network
+
     img = setup.ensure_ready(None, need_kind=True)
     assert img is not None
-    c = kind.create("ha", img.ref)
+    name = kind.unique_name()
+    network.create_private_network(f"{name}-net")  # stopped nodes come back at their own address
+    c = kind.create("ha", img.ref, name=name, network=f"{name}-net")
     wait_cluster_ready(c, timeout=600)
     return c, True
 
@@ -88,9 +92,10 @@ def main() -> int:
     finally:
         apply.delete_namespace(c, ns, wait=False)
         if owned:
-            from kubedrill.cluster import kind
+            from kubedrill.cluster import kind, network
 
             kind.delete(c.name)
+            network.remove_network(f"{c.name}-net")
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nmachine: {platform.machine()} {os.cpu_count()} cores, kernel {platform.release()}, load average {load}, "
           f"Python {platform.python_version()}")

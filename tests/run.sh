@@ -26,6 +26,10 @@ bash clusters/engine/bootstrap-host.sh || { echo "host bootstrap failed"; exit 2
 step "prepare the tox environment"
 tox -q -e unit --notest || { echo "tox environment could not be created"; exit 2; }
 
+step "sweep leftovers of earlier runs whose owner process is gone"
+.tox/kd/bin/python -c 'from kubedrill.cluster import kind; print("kind clusters swept:", kind.sweep() or "none")' || true
+.tox/kd/bin/python -m kubedrill.etcd.sweep || true
+
 step "offline builds (cached; cold on 2 cores ~25 min)"
 UPGRADE_FROM=$(grep ^K8S_UPGRADE_FROM= clusters/versions.env | cut -d= -f2)
 upgrade_cached() { docker images --format '{{.Tag}}' kubedrill/node | grep -q "^$UPGRADE_FROM-"; }

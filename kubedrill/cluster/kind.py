@@ -142,8 +142,14 @@ def install_sigterm_handler() -> None:
 
 
 def create(config: str, node_image: str, k8s_version: str = "", name: str | None = None,
-           kubeconfig_dir: Path | None = None, timeout: float = 900, logs_dir: Path | None = None) -> Cluster:
-    """Create a kind cluster from a named config; on failure collect logs, delete, and raise."""
+           kubeconfig_dir: Path | None = None, timeout: float = 900, logs_dir: Path | None = None,
+           network: str | None = None) -> Cluster:
+    """Create a kind cluster from a named config; on failure collect logs, delete, and raise.
+
+    network: a Docker network (created beforehand) for the nodes instead of the shared "kind" one
+    (kind's KIND_EXPERIMENTAL_DOCKER_NETWORK, set for this kind process only), e.g. so that node
+    containers can be stopped and started again with their own addresses.
+    """
     name = name or unique_name()
     rendered = kindconfig.render(config, node_image)
     kdir = kubeconfig_dir or Path(tempfile.mkdtemp(prefix="kubedrill-kubeconfig-"))
@@ -154,7 +160,9 @@ def create(config: str, node_image: str, k8s_version: str = "", name: str | None
     t0 = time.monotonic()
     argv = [_kind(), "create", "cluster", "--name", name, "--config", "-", "--kubeconfig", str(kubeconfig),
             "--retain", "--wait", "0s"]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, KIND_EXPERIMENTAL_DOCKER_NETWORK=network) if network else None
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(rendered.text)
     proc.stdin.close()

@@ -22,8 +22,9 @@ Every step is recorded (name, ok, seconds, output) with the evidence that the re
 procedure goes on to bring the control plane back, as a script without `set -e` would: checkers
 judge, the procedure does not. `heal()` puts any manifest still moved away back in place.
 
-`StopNodes` is `docker stop` of control-plane node containers (heal: `docker start`, then wait
-until the nodes are Ready and etcd has all its members healthy).
+`StopNodes` is `docker stop` of control-plane node containers (heal: reattach each at its old
+address where the network allows it, `docker start`, then wait until the running nodes are
+Ready and their etcd members healthy).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any, Callable
 from kubedrill.check.k8s_state import StepRecord
 from kubedrill.cluster import kubeadm_etcd as ke
 from kubedrill.cluster.handle import Cluster, CommandFailed, run
+from kubedrill.cluster.network import networks_of, pin_ip
 from kubedrill.cluster.waits import kube_system_summary, node_summary, until
 from kubedrill.disrupt.base import Disruption, DisruptionError
 from kubedrill.record import Recorder
@@ -468,6 +470,7 @@ class StopNodes(Disruption):
         self.name = "stop-cp/" + "+".join(n.rsplit("-", 1)[-1] for n in nodes)
         self.stopped_at: float | None = None
         self.ips: dict[str, str] = {}
+        self.networks: dict[str, dict[str, str]] = {}
 
     def available(self) -> str | None:
         if self.cluster.provider != "kind":
@@ -480,6 +483,7 @@ class StopNodes(Disruption):
 
     def inject(self) -> None:
         self.ips = {n: container_ip(n) for n in self.nodes}
+        self.networks = {n: networks_of(n) for n in self.nodes}
         for n in self.nodes:
             run(["docker", "stop", "-t", str(self.grace_s), n], timeout=self.grace_s + 120)
         self.stopped_at = time.monotonic()
@@ -499,6 +503,10 @@ class StopNodes(Disruption):
     def heal(self) -> None:
         for n in self.nodes:
             if container_state(n) != "running":
+                # A real host keeps its address across a shutdown; Docker does not (see
+                # kubedrill.cluster.network). Reattach at the old address where Docker allows it.
+                pinned = [pin_ip(n, net, ip) for net, ip in self.networks.get(n, {}).items() if ip]
+                self.effect.setdefault("ip_pinned", {})[n] = all(pinned) if pinned else False
                 run(["docker", "start", n], timeout=180)
         moved = {n: (self.ips.get(n), container_ip(n)) for n in self.nodes if self.ips.get(n) != container_ip(n)}
         if moved:

@@ -9,6 +9,9 @@ the same engine (`kubedrill.cluster.kind`: unique name, owner registry for the s
 exported on failure), deleted when its module ends (kept with --keep-cluster), so at most one
 cluster of this suite is alive at a time.
 
+The HA cluster gets a private Docker network (kubedrill.cluster.network), so control-plane node
+containers that are stopped come back at their own addresses, as real hosts do.
+
 With --kubeconfig/--context of a kind cluster on this host, that cluster is used instead (handy
 when iterating; it is left restored/healed). Tests that need three control planes skip on it
 unless it has them.
@@ -22,13 +25,14 @@ from typing import Iterator
 
 import pytest
 
-from kubedrill.cluster import kind
+from kubedrill.cluster import kind, network
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.progress import say
 from kubedrill.pytest_plugin import add_run_meta, add_session_note
 
 
-def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: int) -> Iterator[Cluster]:
+def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: int,
+               private_network: bool = False) -> Iterator[Cluster]:
     pc = request.config
     if pc.getoption("kubeconfig"):
         c: Cluster = request.getfixturevalue("existing_cluster")
@@ -47,8 +51,11 @@ def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: 
     kind.install_sigterm_handler()
     kind.sweep()
     created: Cluster | None = None
+    net = f"{name}-net" if private_network else None
     try:
-        created = kind.create(config, image, name=name, logs_dir=logs,
+        if net:
+            network.create_private_network(net)
+        created = kind.create(config, image, name=name, logs_dir=logs, network=net,
                               kubeconfig_dir=request.getfixturevalue("tmp_path_factory").mktemp("kubeconfig"))
         from kubedrill.cluster.waits import wait_cluster_ready
 
@@ -57,6 +64,8 @@ def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: 
         kind.export_logs(name, logs)
         if not pc.getoption("keep_cluster"):
             kind.delete(name)
+            if net:
+                network.remove_network(net)
         add_session_note(pc, f"cluster-etcd: {config} cluster creation failed: {str(exc)[:1500]}")
         pytest.fail(f"dedicated {config} cluster creation failed: {exc}", pytrace=False)
     assert created is not None
@@ -69,6 +78,8 @@ def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: 
         else:
             say(f"deleting dedicated cluster {name}")
             kind.delete(name)
+            if net:
+                network.remove_network(net)
 
 
 @pytest.fixture(scope="module")
@@ -80,4 +91,4 @@ def restore_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def ha_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """An HA kind cluster of its own: 3 control planes (stacked etcd) behind kind's haproxy LB."""
-    yield from _dedicated(request, "ha", 3)
+    yield from _dedicated(request, "ha", 3, private_network=True)
