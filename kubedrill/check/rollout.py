@@ -29,8 +29,11 @@ def _v(text: str) -> Version | None:
         return None
 
 
-def to_observed(snap: Snapshot) -> Observed:
-    """The skew checker's view of a snapshot (versions it cannot parse are left out, never guessed)."""
+def to_observed(snap: Snapshot, kubelet_apiservers: Mapping[str, str] | None = None) -> Observed:
+    """The skew checker's view of a snapshot (versions it cannot parse are left out, never guessed).
+
+    `kubelet_apiservers`: node -> node whose API server its kubelet uses (see skew.Observed).
+    """
 
     def comp(name: str) -> dict[str, Version]:
         return {node: v for node, tag in snap.components.get(name, {}).items() if (v := _v(tag)) is not None}
@@ -41,7 +44,8 @@ def to_observed(snap: Snapshot) -> Observed:
     kubelets = {n.name: v for n in snap.nodes if (v := _v(n.kubelet)) is not None}
     return Observed(at=snap.at, apiservers=apiservers, kubelets=kubelets,
                     controller_managers=comp("kube-controller-manager"), schedulers=comp("kube-scheduler"),
-                    kube_proxies=comp("kube-proxy"), label=snap.label)
+                    kube_proxies=comp("kube-proxy"), label=snap.label,
+                    kubelet_apiservers=dict(kubelet_apiservers or {}))
 
 
 @dataclass(frozen=True)

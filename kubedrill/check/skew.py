@@ -7,8 +7,13 @@ and reject the rest. The rules are those of the Kubernetes version skew policy
 (cmd/kubeadm/app/phases/upgrade/policy.go, `EnforceVersionPolicies`):
 
 - kube-apiserver: in HA, the newest and oldest instance are at most 1 minor apart.
-- kubelet, kube-proxy: never newer than the oldest kube-apiserver; at most 3 minors older than
-  the newest one. kube-proxy at most 3 minors away from the kubelet on its node.
+- kubelet, kube-proxy: never newer than the kube-apiserver they talk to; at most 3 minors older
+  than the newest one. kube-proxy at most 3 minors away from the kubelet on its node. A kubelet
+  behind a load balancer may reach any API server, so the oldest counts; kubeadm's
+  ControlPlaneKubeletLocalMode (beta, on by default since v1.33) points a control-plane node's
+  kubelet at its own API server, which is what lets the documented procedure upgrade the first
+  control plane's kubelet before the other control planes (`Observed.kubelet_apiservers`, read
+  from each node's kubelet.conf, says which one each kubelet uses; unknown means the oldest).
 - kube-controller-manager, kube-scheduler: never newer than the kube-apiserver they talk to and at
   most 1 minor older. kubeadm points them at the API server on their own node, so that one is
   compared when known (else the oldest, which is what a load-balanced setup would demand).
@@ -145,6 +150,9 @@ class Observed:
     schedulers: Mapping[str, Version] = field(default_factory=dict)
     kube_proxies: Mapping[str, Version] = field(default_factory=dict)
     label: str = ""
+    # node -> node whose kube-apiserver that node's kubelet talks to (from its kubelet.conf);
+    # a node absent here talks through the load balancer, i.e. possibly to the oldest one.
+    kubelet_apiservers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -176,16 +184,20 @@ def skew_violations(obs: Observed) -> list[Violation]:
                 out.append(Violation("kube-apiserver", node, v, f"more than {MAX_APISERVER_SPREAD} minor behind the "
                                                                 f"newest kube-apiserver ({newest_api})"))
 
-    def node_agent(component: str, node: str, v: Version) -> None:
-        if v.minor_line > oldest_api.minor_line:
-            out.append(Violation(component, node, v, f"newer than kube-apiserver {oldest_api} (a {component} must never "
-                                                     "be newer than the API server: upgrade the control plane first)"))
+    def node_agent(component: str, node: str, v: Version, via: str = "") -> None:
+        api, where = oldest_api, ""
+        if via and via in obs.apiservers:
+            api, where = obs.apiservers[via], f" on {via}, the one it talks to"
+        if v.minor_line > api.minor_line:
+            out.append(Violation(component, node, v, f"newer than kube-apiserver {api}{where} (a {component} must "
+                                                     "never be newer than the API server: upgrade the control plane "
+                                                     "first)"))
         elif newest_api.minors_above(v) > MAX_KUBELET_MINORS_OLDER:
             out.append(Violation(component, node, v, f"more than {MAX_KUBELET_MINORS_OLDER} minors older than "
                                                      f"kube-apiserver {newest_api}"))
 
     for node, v in obs.kubelets.items():
-        node_agent("kubelet", node, v)
+        node_agent("kubelet", node, v, obs.kubelet_apiservers.get(node, ""))
     for node, v in obs.kube_proxies.items():
         node_agent("kube-proxy", node, v)
         kubelet = obs.kubelets.get(node)

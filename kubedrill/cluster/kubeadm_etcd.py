@@ -129,7 +129,8 @@ def restore_argv(version: str, snapshot: str, member: EtcdMember, members: list[
                  token: str, bump_revision: int = 0) -> list[str]:
     """The restore command an operator types for `member` (all members restore the same file).
 
-    bump_revision > 0 adds `--bump-revision N --mark-compacted` (etcdutl >= 3.5.? / 3.6), so
+    bump_revision > 0 adds `--bump-revision N --mark-compacted` (etcdutl 3.6 and late 3.5 releases;
+    `NodeEtcd.can_bump` asks the binary itself), so
     revisions -- Kubernetes resourceVersions -- keep increasing and watchers from before the
     restore get "compacted" (410 Gone) and relist instead of resuming on stale data.
     """

@@ -26,7 +26,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal, TypeVar
 
 from kubedrill.check.skew import UpgradePlan, Version, check_upgrade_path, parse_upgrade_plan, plan_problems
 from kubedrill.cluster.handle import Cluster, CommandFailed
@@ -37,6 +37,7 @@ from kubedrill.disrupt.base import Disruption, DisruptionError
 from kubedrill.disrupt.node import DrainNode
 from kubedrill.record import Recorder
 
+T = TypeVar("T")
 Role = Literal["control-plane", "worker"]
 Order = Literal["control-plane-first", "workers-first"]
 ORDERS: tuple[str, ...] = ("control-plane-first", "workers-first")
@@ -200,6 +201,33 @@ def uncordon_until(cluster: Cluster, node: str, timeout: float = 180) -> None:
           hint="the API server may still be restarting; a node left cordoned must be uncordoned by hand")
 
 
+def kubelet_apiservers(cluster: Cluster) -> dict[str, str]:
+    """node -> the control-plane node whose kube-apiserver its kubelet talks to (from kubelet.conf).
+
+    Nodes whose kubelet goes through a load balancer (HA's control-plane endpoint) are left out.
+    Read from the node, not assumed: kubeadm's ControlPlaneKubeletLocalMode decides it for control
+    planes, the control-plane endpoint for workers, and the skew policy depends on it.
+    """
+    import yaml
+    from urllib.parse import urlparse
+
+    names: dict[str, str] = {}
+    for n in cluster.core().list_node().items:
+        if n.metadata.name in cluster.control_planes:
+            names[n.metadata.name] = n.metadata.name
+            for a in n.status.addresses or []:
+                names[a.address] = n.metadata.name
+    out: dict[str, str] = {}
+    for node in cluster.all_nodes:
+        conf = yaml.safe_load(cluster.node_exec(node, "cat", "/etc/kubernetes/kubelet.conf", timeout=30).stdout)
+        host = urlparse(conf["clusters"][0]["cluster"]["server"]).hostname or ""
+        if host in ("127.0.0.1", "localhost", "::1") and node in cluster.control_planes:
+            out[node] = node
+        elif host in names:
+            out[node] = names[host]
+    return out
+
+
 def kubelet_version_of(cluster: Cluster, node: str) -> tuple[bool, str]:
     n = cluster.core().read_node(node)
     ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
@@ -224,7 +252,8 @@ class UpgradeNode(Disruption):
     """Drain one node, upgrade kubeadm, run its kubeadm step, upgrade kubelet/kubectl, restart; uncordon on heal.
 
     `kubeadm_step`: "apply" (the first control plane: plan, then apply), "node" (every other node).
-    `effect` ends with the kubelet version before/after as the API reports them, and the plan.
+    `effect` holds the kubelet version before/after as the API reports them; `phases` the timings;
+    `plan` / `plan_text` the parsed and raw `kubeadm upgrade plan` (first control plane only).
     """
 
     def __init__(self, cluster: Cluster, node: str, role: Role, target: Release, kubeadm_step: Literal["apply", "node"],
@@ -257,13 +286,14 @@ class UpgradeNode(Disruption):
                 bad.append(f"{n.metadata.name}(Ready={ready}, cordoned={bool(n.spec.unschedulable)})")
         return not bad, ("all nodes Ready and schedulable" if not bad else "nodes out: " + ", ".join(bad))
 
-    def _phase(self, name: str, fn, detail: str = ""):  # type: ignore[no-untyped-def]
+    def _phase(self, name: str, fn: Callable[[], T]) -> T:
+        """Run one step of the node's upgrade, timed and recorded (phases show where the time went)."""
         t0 = time.monotonic()
         say(f"  {self.node}: {name} ...")
         if self.recorder is not None:
             self.recorder.event("upgrade-phase-start", f"{self.node} {name}", node=self.node, phase=name)
         result = fn()
-        self.phases.append(Phase(name, t0, time.monotonic(), detail))
+        self.phases.append(Phase(name, t0, time.monotonic()))
         if self.recorder is not None:
             self.recorder.event("upgrade-phase-end", f"{self.node} {name}", node=self.node, phase=name)
         say(f"  {self.node}: {name} done in {time.monotonic() - t0:.1f}s")
@@ -292,8 +322,8 @@ class UpgradeNode(Disruption):
         else:
             self.kubeadm_output = self._phase("kubeadm-node", lambda: kubeadm(
                 self.cluster, self.node, "upgrade", "node", timeout=self.kubeadm_timeout_s))
-        for name in ("kubelet", "kubectl"):
-            self._phase(f"{name}-binary", lambda name=name: place_binary(self.cluster, self.node, self.target, name))
+        self._phase("kubelet-binary", lambda: place_binary(self.cluster, self.node, self.target, "kubelet"))
+        self._phase("kubectl-binary", lambda: place_binary(self.cluster, self.node, self.target, "kubectl"))
         self._phase("kubelet-restart", lambda: restart_kubelet(self.cluster, self.node))
 
         def reports_target() -> tuple[bool, str]:

@@ -258,7 +258,9 @@ class LeaderWatcher:
     record `leader-elected` the first time a leader other than `old` is reported by a quorum.
 
     The observation is taken every `interval_s` plus one `docker exec` (~0.1-0.3 s), so the
-    election time it yields is an upper bound. Bounded by max_duration_s.
+    election time it yields is an upper bound. `last_old_seen` is the last poll at which a member
+    still named the old leader: a graceful stop keeps the leader leading until its etcd exits, so
+    the leaderless gap is (election observed - last_old_seen). Bounded by max_duration_s.
     """
 
     def __init__(self, ask: Callable[[], list[dict[str, Any]]], rec: Recorder, old_leader: int, quorum: int,
@@ -268,6 +270,7 @@ class LeaderWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.new_leader: int | None = None
+        self.last_old_seen: float | None = None  # the last poll at which a member still named the old leader
         self.polls = 0
 
     def __enter__(self) -> "LeaderWatcher":
@@ -288,14 +291,18 @@ class LeaderWatcher:
                 statuses = self.ask()
             except Exception:  # noqa: BLE001 - a poll that fails is just no observation
                 statuses = []
+            now = time.monotonic()
             votes: dict[int, int] = {}
             for s in statuses:
                 lid = int(s["Status"].get("leader") or 0)
-                if lid and lid != self.old:
+                if lid == self.old:
+                    self.last_old_seen = now
+                elif lid:
                     votes[lid] = votes.get(lid, 0) + 1
             for lid, n in votes.items():
                 if n >= self.quorum:
                     self.new_leader = lid
                     self.rec.event("leader-elected", f"{self.names.get(self.old)} -> {self.names.get(lid)}",
-                                   old=self.names.get(self.old, str(self.old)), new=self.names.get(lid, str(lid)))
+                                   old=self.names.get(self.old, str(self.old)), new=self.names.get(lid, str(lid)),
+                                   last_old_seen=self.last_old_seen)
             self._stop.wait(self.interval_s)

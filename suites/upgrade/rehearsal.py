@@ -3,7 +3,7 @@
 Wiring only (the suite's own module): operations come from kubedrill.disrupt.upgrade, observation
 from kubedrill.cluster.observe, judgement from kubedrill.check.{availability,rollout,skew}.
 
-    record = rehearse(cluster, release, workload, settings)
+    record = rehearse(cluster, release, workload, settings, load_port, data_namespace)
 
 Order of events: refuse an impossible upgrade (before anything is touched) -> checksum ConfigMaps ->
 start the version sampler and the load -> stage the target's images on every node -> for each node:
@@ -20,20 +20,20 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from kubedrill.check import rollout as R
 from kubedrill.check.availability import availability
-from kubedrill.check.skew import UpgradePlan, skew_verdict
+from kubedrill.check.skew import Observed, UpgradePlan, skew_verdict
 from kubedrill.check.verdict import Figure, Verdict, combine
 from kubedrill.cluster.handle import Cluster, CommandFailed
 from kubedrill.cluster.observe import Observer, Sampler, Snapshot, WorkloadState
 from kubedrill.cluster.progress import say
 from kubedrill.cluster.waits import WaitTimeout, until
 from kubedrill.disrupt.base import DisruptionError
-from kubedrill.disrupt.upgrade import Order, Phase, Release, Rollout
+from kubedrill.disrupt.upgrade import Order, Phase, Release, Rollout, kubelet_apiservers
 from kubedrill.load import LoadRunner
 from kubedrill.load.requestlog import read_request_logs
 from kubedrill.record import Operation, Recorder, Window
@@ -117,9 +117,16 @@ class RehearsalRecord:
     data_after: dict[str, str | None] = field(default_factory=dict)
     final: Snapshot | None = None
     final_workload: WorkloadState | None = None
+    # (when read, node -> node whose API server its kubelet uses), read before and after each step
+    kubelet_apiservers: list[tuple[float, dict[str, str]]] = field(default_factory=list)
     halted: str = ""
     started: float = 0.0
     finished: float = 0.0
+
+    def observed(self, snap: Snapshot) -> Observed:
+        """The skew checker's view of a snapshot, with the kubelet -> API server map read last before it."""
+        maps = [m for at, m in self.kubelet_apiservers if at <= snap.at] or [m for _, m in self.kubelet_apiservers[:1]]
+        return R.to_observed(snap, maps[-1] if maps else None)
 
     @property
     def upgrade_window(self) -> Window | None:
@@ -193,7 +200,7 @@ def judge_node(rec: RehearsalRecord, nr: NodeRecord, exp: R.Expectation, upgrade
                                                       f"{s.max_failed_requests})",
                                    [Figure("failed_requests", len(failed), "requests")]))
     snaps = [x for x in rec.samples + rec.checkpoints if x.at <= nr.after.at]
-    verdicts.append(skew_verdict([R.to_observed(x) for x in snaps], required_labels=[nr.before.label, nr.after.label]))
+    verdicts.append(skew_verdict([rec.observed(x) for x in snaps], required_labels=[nr.before.label, nr.after.label]))
     in_window = [x for x in rec.samples if nr.window.start <= x.at <= nr.window.end]
     verdicts.append(R.one_node_out_at_a_time([nr.before, *in_window, nr.after]))
     return verdicts
@@ -202,7 +209,7 @@ def judge_node(rec: RehearsalRecord, nr: NodeRecord, exp: R.Expectation, upgrade
 # --- the rehearsal ---------------------------------------------------------------------------------
 
 def rehearse(cluster: Cluster, target: Release, workload: WorkloadSpec, settings: Settings,
-             load_port: int, data_namespace: str, on_node: Callable[[NodeRecord], None] | None = None) -> RehearsalRecord:
+             load_port: int, data_namespace: str) -> RehearsalRecord:
     """Run the whole upgrade once and return its record (see the module docstring for the order)."""
     rec = RehearsalRecord(settings, cluster.name, Recorder("upgrade"), started=time.monotonic())
     rollout = Rollout(cluster, target, settings.order)
@@ -220,6 +227,7 @@ def rehearse(cluster: Cluster, target: Release, workload: WorkloadSpec, settings
                       rate=settings.rate, run_time=settings.max_run_s, max_requests=int(settings.rate * settings.max_run_s),
                       recorder=rec.recorder, start_timeout=60)
     try:
+        rec.kubelet_apiservers.append((time.monotonic(), kubelet_apiservers(cluster)))
         rec.checkpoints.append(observer.snapshot("before"))
         with load:
             time.sleep(settings.baseline_s)
@@ -230,8 +238,6 @@ def rehearse(cluster: Cluster, target: Release, workload: WorkloadSpec, settings
             for node, role, step in rollout.sequence():
                 nr = _upgrade_one(rec, rollout, observer, sampler, load, node, role, step, workload, exp, upgraded,
                                   cp_upgraded)
-                if on_node is not None:
-                    on_node(nr)
                 if not nr.passed:
                     failed = [str(v) for v in nr.verdicts if not v.passed]
                     rec.halted = f"halted after {node}: " + (nr.error or "; ".join(failed))[:1500]
@@ -291,6 +297,7 @@ def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sam
               hint="a kube-proxy or CoreDNS rollout, or a static pod, did not reach the target version")
     except WaitTimeout as exc:
         say(f"  {node}: did not settle: {str(exc).splitlines()[1][:300]}")
+    rec.kubelet_apiservers.append((time.monotonic(), kubelet_apiservers(rollout.cluster)))
     nr.after = observer.snapshot(f"after {node}")
     rec.checkpoints.append(nr.after)
     nr.workload_after = observer.workload(workload.namespace, workload.name)

@@ -74,6 +74,7 @@ def _dump(rec: RehearsalRecord, where: Path) -> None:
     doc = {
         "cluster": rec.cluster, "halted": rec.halted, "seconds": round(rec.finished - rec.started, 1),
         "staged": rec.staged, "plan": rec.plan.to_dict() if rec.plan else None,
+        "kubelet_apiservers": [{"at": round(at, 1), "map": m} for at, m in rec.kubelet_apiservers],
         "nodes": [{"node": n.node, "role": n.role, "kubeadm": n.kubeadm_step, "error": n.error,
                    "window_s": round(n.window.duration, 1) if n.window else None,
                    "phases": [{"name": p.name, "seconds": round(p.seconds, 1)} for p in n.phases],
@@ -128,7 +129,8 @@ def test_version_skew_within_policy_at_every_step(rehearsal: RehearsalRecord, kd
     """Every snapshot (sampled every 3 s and at each checkpoint) is within the version skew policy."""
     snaps = sorted(rehearsal.samples + rehearsal.checkpoints, key=lambda s: s.at)
     required = [c.label for c in rehearsal.checkpoints]
-    v = kd_report.add(skew_verdict([R.to_observed(s) for s in snaps], required_labels=required))
+    v = kd_report.add(skew_verdict([rehearsal.observed(s) for s in snaps], required_labels=required))
+    v.series["kubelet_apiservers"] = rehearsal.kubelet_apiservers[-1][1] if rehearsal.kubelet_apiservers else {}
     assert v.passed, v.reason
 
 

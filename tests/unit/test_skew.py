@@ -173,3 +173,22 @@ def test_plan_without_an_upgrade_is_a_clear_parse_error() -> None:
             "Awesome, you're up-to-date! Enjoy!\n")
     with pytest.raises(PlanParseError, match="no 'kubeadm upgrade apply vX' line"):
         parse_upgrade_plan(text)
+
+
+def test_a_control_plane_kubelet_is_judged_against_the_api_server_it_talks_to() -> None:
+    # HA after the first control plane: kubeadm's documented order upgrades cp1's kubelet before cp2's API
+    # server. With ControlPlaneKubeletLocalMode cp1's kubelet talks to cp1's (new) API server: supported.
+    apis = {"cp1": "v1.34.4", "cp2": "v1.33.13"}
+    kubelets = {"cp1": "v1.34.4", "cp2": "v1.33.13", "w1": "v1.33.13"}
+    local = Observed(0.0, {n: V(x) for n, x in apis.items()}, {n: V(x) for n, x in kubelets.items()},
+                     kubelet_apiservers={"cp1": "cp1", "cp2": "cp2"})
+    assert skew_violations(local) == []
+    # the same kubelet behind the load balancer may reach cp2's older API server: a violation
+    (v,) = skew_violations(obs(apis, kubelets | {"cp1": "v1.34.4"}))
+    assert v.node == "cp1" and "newer than kube-apiserver v1.33.13" in str(v)
+    # a worker through the load balancer is judged against the oldest even when a control plane is new
+    lb_worker = Observed(0.0, {n: V(x) for n, x in apis.items()}, {"w1": V("v1.34.4")}, kubelet_apiservers={})
+    assert [x.node for x in skew_violations(lb_worker)] == ["w1"]
+    # and a kubelet mapped to its node's API server is still caught when that one is older
+    wrong = Observed(0.0, {n: V(x) for n, x in apis.items()}, {"cp2": V("v1.34.4")}, kubelet_apiservers={"cp2": "cp2"})
+    assert "on cp2, the one it talks to" in str(skew_violations(wrong)[0])
