@@ -29,6 +29,14 @@ tox -q -e unit --notest || { echo "tox environment could not be created"; exit 2
 step "sweep leftovers of earlier runs whose owner process is gone"
 .tox/kd/bin/python -c 'from kubedrill.cluster import kind; print("kind clusters swept:", kind.sweep() or "none")' || true
 .tox/kd/bin/python -m kubedrill.etcd.sweep || true
+if [ "${CI:-}" = "true" ]; then
+  # On a CI machine nothing else may run: remove any kind cluster or kubedrill container left over
+  # from the session before (developer clusters under other names included), so that they neither
+  # take CPU from this run nor show up as this run's leftovers.
+  stale=$(docker ps -aq --filter label=io.x-k8s.kind.cluster; docker ps -aq --filter label=kubedrill.run)
+  if [ -n "$stale" ]; then echo "CI: removing $(echo "$stale" | wc -w) stale container(s)"; docker rm -f -v $stale >/dev/null 2>&1 || true; fi
+  docker network prune -f --filter label=kubedrill.run >/dev/null 2>&1 || true
+fi
 
 step "offline builds (cached; cold on 2 cores ~25 min)"
 UPGRADE_FROM=$(grep ^K8S_UPGRADE_FROM= clusters/versions.env | cut -d= -f2)
