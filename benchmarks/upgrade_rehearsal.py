@@ -24,6 +24,11 @@ v1.33.13 -> v1.34.4, load average ~17 from other engineers' kind clusters), thre
 
 An earlier run on an attached cluster (same versions) took 447 s for the rehearsal, 10860
 requests, 0 failed; there a worker's drain took 62 s (its two replicas evicted one at a time).
+
+HA (--config ha: 3 control planes + 2 workers, opt-in), same day: cluster creation 127 s, staging
+66 s, control-plane 224 s (kubeadm apply), control-plane2 213 s (kubeadm upgrade node 174 s); 0 of
+13265 requests failed, skew within policy; then the rollout HALTED: a worker was reported NotReady
+for ~9 s while control-plane2 was out (two nodes out at once). Details in upgrade_results.json.
 """
 
 from __future__ import annotations

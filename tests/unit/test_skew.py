@@ -32,10 +32,15 @@ NODES = ["kdupgrade-control-plane", "kdupgrade-worker", "kdupgrade-worker2"]  # 
 V = Version.parse
 
 
-def obs(api: str | dict[str, str], kubelets: dict[str, str], label: str = "", **more: dict[str, str]) -> Observed:
+def obs(api: str | dict[str, str], kubelets: dict[str, str], label: str = "",
+        controller_managers: dict[str, str] | None = None, schedulers: dict[str, str] | None = None,
+        kube_proxies: dict[str, str] | None = None) -> Observed:
+    def conv(d: dict[str, str] | None) -> dict[str, Version]:
+        return {n: V(x) for n, x in (d or {}).items()}
+
     apis = {"kd-control-plane": api} if isinstance(api, str) else api
-    conv = {k: {n: V(x) for n, x in v.items()} for k, v in more.items()}
-    return Observed(0.0, {n: V(x) for n, x in apis.items()}, {n: V(x) for n, x in kubelets.items()}, label=label, **conv)
+    return Observed(0.0, conv(apis), conv(kubelets), conv(controller_managers), conv(schedulers), conv(kube_proxies),
+                    label=label)
 
 
 # --- versions -----------------------------------------------------------------------------------------
