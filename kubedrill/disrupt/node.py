@@ -32,6 +32,16 @@ def node_ready(cluster: Cluster, node: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
 
 
+def all_nodes_in_service(cluster: Cluster) -> tuple[bool, str]:
+    """Every node Ready and schedulable (no other node is out), with what was seen."""
+    bad = []
+    for n in cluster.core().list_node().items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+        if not ready or n.spec.unschedulable:
+            bad.append(f"{n.metadata.name}(Ready={ready}, cordoned={bool(n.spec.unschedulable)})")
+    return not bad, ("all nodes Ready and schedulable" if not bad else "nodes out: " + ", ".join(bad))
+
+
 def uncordon(cluster: Cluster, node: str) -> None:
     cluster.kubectl("uncordon", node, timeout=60)
 
@@ -255,12 +265,7 @@ class RollingDrain(Disruption):
         return None
 
     def healthy(self) -> tuple[bool, str]:
-        bad = []
-        for n in self.cluster.core().list_node().items:
-            ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-            if not ready or n.spec.unschedulable:
-                bad.append(f"{n.metadata.name}(Ready={ready}, cordoned={bool(n.spec.unschedulable)})")
-        return not bad, ("all nodes Ready and schedulable" if not bad else "nodes out: " + ", ".join(bad))
+        return all_nodes_in_service(self.cluster)
 
     def _event(self, kind: str, node: str, **data: object) -> None:
         if self.recorder is not None:

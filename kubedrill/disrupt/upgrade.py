@@ -34,7 +34,7 @@ from kubedrill.cluster.paths import cache_dir
 from kubedrill.cluster.progress import say
 from kubedrill.cluster.waits import until
 from kubedrill.disrupt.base import Disruption, DisruptionError
-from kubedrill.disrupt.node import DrainNode
+from kubedrill.disrupt.node import DrainNode, all_nodes_in_service
 from kubedrill.record import Recorder
 
 T = TypeVar("T")
@@ -279,12 +279,7 @@ class UpgradeNode(Disruption):
 
     def healthy(self) -> tuple[bool, str]:
         """Every node Ready and schedulable: a step may only start when no other node is out."""
-        bad = []
-        for n in self.cluster.core().list_node().items:
-            ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-            if not ready or n.spec.unschedulable:
-                bad.append(f"{n.metadata.name}(Ready={ready}, cordoned={bool(n.spec.unschedulable)})")
-        return not bad, ("all nodes Ready and schedulable" if not bad else "nodes out: " + ", ".join(bad))
+        return all_nodes_in_service(self.cluster)
 
     def _phase(self, name: str, fn: Callable[[], T]) -> T:
         """Run one step of the node's upgrade, timed and recorded (phases show where the time went)."""
