@@ -29,7 +29,8 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubedrill.check.shutdown import check_shutdown  # noqa: E402
-from kubedrill.probe.termination import PodEvidence, termination_figures, termination_record  # noqa: E402
+from kubedrill.record.termination import PodEvidence, termination_record
+from kubedrill.check.shutdown import termination_figures  # noqa: E402
 from kubedrill.record import Operation, Recorder  # noqa: E402
 
 POD = "kd-sample-0"

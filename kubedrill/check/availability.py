@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 from kubedrill.record import Operation, Window
 
 CHECK = "availability"

@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.cluster.podwatch import PodFate
-from kubedrill.disrupt.node import NodePass
 from kubedrill.record import Operation
-from kubedrill.report import series as S
-from kubedrill.workload.lifecycle import parse_lifecycle
+from kubedrill.record import series as S
+from kubedrill.record.lifecycle import parse_lifecycle
+from kubedrill.record.maintenance import NodePass
+from kubedrill.record.termination import PodEvidence
 
 
 def node_windows(passes: Sequence[NodePass], t0: float) -> list[S.WindowPoint]:
@@ -72,22 +72,22 @@ def check_durations(passes: Sequence[NodePass], *, max_drain_s: float, expected_
     return Verdict.ok(check, f"drains took {drains} (limit {max_drain_s:g} s); whole pass {total:.1f} s", figs, **series)
 
 
-def _sigterm_at(fate: PodFate) -> tuple[float | None, str]:
+def _sigterm_at(pod: PodEvidence) -> tuple[float | None, str]:
     """When the pod got SIGTERM, from the sample app's lifecycle record; else, for a pod without a
     preStop hook, its deletion (the kubelet signals at once). Returns (time, how it was known)."""
-    if fate.termination_message:
+    if pod.message.strip().startswith("{"):
         try:
-            times = parse_lifecycle(fate.termination_message).times()
+            times = parse_lifecycle(pod.message).times()
         except ValueError:
             times = {}
         if "sigterm" in times:
             return times["sigterm"], "lifecycle"
-    if fate.has_prestop is False and fate.deleting_at is not None:
-        return fate.deleting_at, "deletion (no preStop hook)"
+    if not pod.prestop_hook and pod.deletion_seen_at is not None:
+        return pod.deletion_seen_at, "deletion (no preStop hook)"
     return None, ""
 
 
-def check_sigterm_margin(fates: Sequence[PodFate], ops: Sequence[Operation], *, min_margin_s: float = 1.0,
+def check_sigterm_margin(pods: Sequence[PodEvidence], ops: Sequence[Operation], *, min_margin_s: float = 1.0,
                          around: Sequence[tuple[float, float]] = ()) -> Verdict:
     """For each pod deleted during the disruption: SIGTERM time minus the start of the last request
     routed to it (responses name their pod in X-Pod). The start, not the end: a request is routed
@@ -101,22 +101,22 @@ def check_sigterm_margin(fates: Sequence[PodFate], ops: Sequence[Operation], *, 
             served[pod] = max(served.get(pod, o.start), o.start)
     if not served:
         return Verdict.ok(check, "not measured: responses carry no X-Pod header naming the pod that answered")
-    deleted = [f for f in fates if f.deleting_at is not None
-               and (not around or any(a <= f.deleting_at <= b for a, b in around))]
+    deleted = [p for p in pods if p.deletion_seen_at is not None
+               and (not around or any(a <= p.deletion_seen_at <= b for a, b in around))]
     figs: list[Figure] = []
     short: list[str] = []
     measured = 0
-    for f in sorted(deleted, key=lambda f: f.deleting_at or 0):
+    for f in sorted(deleted, key=lambda p: p.deletion_seen_at or 0):
         sig, how = _sigterm_at(f)
-        last = served.get(f.name)
+        last = served.get(f.pod)
         if sig is None or last is None:
             continue
         measured += 1
         margin = sig - last
-        figs.append(Figure("sigterm_margin", round(margin, 3), "s", f"{f.name} ({how})"))
+        figs.append(Figure("sigterm_margin", round(margin, 3), "s", f"{f.pod} ({how})"))
         if margin < min_margin_s:
-            hook = "it has no preStop hook" if f.has_prestop is False else "its preStop hook is too short"
-            short.append(f"{f.name} got SIGTERM {margin:+.2f} s after the last request routed to it (need >= {min_margin_s:g} s; "
+            hook = "its preStop hook is too short" if f.prestop_hook else "it has no preStop hook"
+            short.append(f"{f.pod} got SIGTERM {margin:+.2f} s after the last request routed to it (need >= {min_margin_s:g} s; "
                          f"{hook})")
     if not deleted:
         return Verdict.unknown(check, "no pod was deleted during the disruption, so shutdown ordering was not exercised")

@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from kubedrill.check.skew import Observed, Version, VersionError
+from kubedrill.check.skew import Observed
+from kubedrill.record.versions import Version, VersionError
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.cluster.observe import Snapshot, WorkloadState
+from kubedrill.record.cluster import Snapshot, WorkloadState
 
 CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
@@ -151,7 +152,7 @@ def one_node_out_at_a_time(snaps: Sequence[Snapshot], limit: int = 1) -> Verdict
     figs = [Figure("max_nodes_out", most, "nodes", f"over {len(seen)} snapshots"),
             Figure("node_snapshots", len(seen), "count")]
     if most > limit:
-        outs = ", ".join(f"{n.name}({'cordoned' if n.unschedulable else ''}{'' if n.ready else ' NotReady'})"
+        outs = ", ".join(f"{n.name}({'' if n.schedulable else 'cordoned'}{'' if n.ready else ' NotReady'})"
                          for n in worst.nodes if n.out)
         return Verdict.fail("nodes-out", f"{most} nodes out of service at once at {worst.label or f't={worst.at:.1f}'}: "
                                          f"{outs} (limit {limit})", figs)
@@ -161,8 +162,8 @@ def one_node_out_at_a_time(snaps: Sequence[Snapshot], limit: int = 1) -> Verdict
 def workload_intact(before: WorkloadState, after: WorkloadState) -> Verdict:
     """Desired replicas ready and available; no pod Failed; no container restarted (a crash, not an eviction)."""
     problems = []
-    if after.ready < after.desired or after.available < after.desired:
-        problems.append(f"{after.ready}/{after.desired} ready, {after.available} available")
+    if after.ready < after.replicas or after.available < after.replicas:
+        problems.append(f"{after.ready}/{after.replicas} ready, {after.available} available")
     failed = [p.name for p in after.pods if p.phase in ("Failed", "Unknown")]
     if failed:
         problems.append(f"pods in Failed/Unknown phase: {', '.join(failed)}")
@@ -171,11 +172,11 @@ def workload_intact(before: WorkloadState, after: WorkloadState) -> Verdict:
                  if p.restarts > restarts_before.get(p.name, 0)]
     if restarted:
         problems.append(f"containers restarted: {', '.join(restarted)}")
-    figs = [Figure("ready_replicas", after.ready, "pods", f"desired {after.desired}")]
+    figs = [Figure("ready_replicas", after.ready, "pods", f"desired {after.replicas}")]
     name = f"{after.namespace}/{after.name}"
     if problems:
         return Verdict.fail("workload", f"{name}: " + "; ".join(problems), figs)
-    return Verdict.ok("workload", f"{name}: {after.ready}/{after.desired} ready, no pod failed or restarted", figs)
+    return Verdict.ok("workload", f"{name}: {after.ready}/{after.replicas} ready, no pod failed or restarted", figs)
 
 
 def data_intact(before: Mapping[str, str], after: Mapping[str, str | None]) -> Verdict:

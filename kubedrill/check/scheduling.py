@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.cluster.snapshot import PdbState, PodState, Snapshot, WorkloadState
-from kubedrill.disrupt.node import NodePass
+from kubedrill.record.cluster import PdbState, PodState, Snapshot, WorkloadState
+from kubedrill.record.maintenance import NodePass
 
 
 def _names(pods: Sequence[PodState]) -> str:
@@ -31,7 +31,7 @@ def _names(pods: Sequence[PodState]) -> str:
 def check_cordon(before: Snapshot, during: Snapshot, node: str) -> Verdict:
     """While cordoned: the node is unschedulable, and the pods that ran on it still run there."""
     check = "cordon"
-    state = during.nodes.get(node)
+    state = during.node(node)
     if state is None:
         return Verdict.unknown(check, f"node {node} is missing from the snapshot taken while it was cordoned")
     if state.schedulable:
@@ -91,9 +91,10 @@ def check_daemonsets_stay(before: Snapshot, drained: Snapshot | None, node: str)
 def check_schedulable(final: Snapshot, nodes: Sequence[str]) -> Verdict:
     """No node is left cordoned after maintenance."""
     check = "schedulable-at-end"
-    missing = [n for n in nodes if n not in final.nodes]
-    cordoned = [n for n in nodes if n in final.nodes and not final.nodes[n].schedulable]
-    not_ready = [n for n in nodes if n in final.nodes and not final.nodes[n].ready]
+    seen = {n.name: n for n in final.nodes}
+    missing = [n for n in nodes if n not in seen]
+    cordoned = [n for n in nodes if n in seen and not seen[n].schedulable]
+    not_ready = [n for n in nodes if n in seen and not seen[n].ready]
     if missing:
         return Verdict.fail(check, f"node(s) {', '.join(missing)} are gone from the cluster after maintenance")
     if cordoned:

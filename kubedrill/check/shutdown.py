@@ -2,7 +2,7 @@
 
 The input is one TerminationRecord per pod: what the kubelet, the app and the clients saw. All its
 times are on ONE clock (seconds; the test's monotonic clock by convention, see
-kubedrill.workload.lifecycle for converting the app's times). The checker judges, in order:
+kubedrill.record.termination for converting the app's times). The checker judges, in order:
 
   evidence    an exit (code or time) and a start (deletion or SIGTERM) must be recorded, else UNKNOWN
   SIGKILL     exit 137 / killed: why (SIGTERM ignored, shutdown too slow, or killed early)
@@ -21,105 +21,15 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 from kubedrill.check.verdict import Figure, Verdict, combine
-from kubedrill.report import series as S
 from kubedrill.record import Operation
+from kubedrill.record import series as S
+from kubedrill.record.termination import PodEvidence, TerminationRecord
 
 CHECK = "shutdown"
-SIGKILL_EXIT = 137
 SIGTERM_EXIT = 143
-
-
-@dataclass(frozen=True)
-class TerminationRecord:
-    """Everything observed about one pod's termination; times in seconds on one clock.
-
-    pod, grace_seconds: the pod and its terminationGracePeriodSeconds.
-    deletion_at: when deletion (or eviction) was requested; the grace period counts from here.
-    prestop_expected: the pod has a preStop hook whose run we can observe (the sample app's
-        `/app prestop` records prestop-start/end); False for no hook or an unobservable one.
-    prestop_start, prestop_end: preStop hook ran from .. to (app lifecycle events).
-    sigterm_at: the app recorded receiving SIGTERM.
-    shutdown_began_at: the app stopped accepting connections (listener closed).
-    drained_at: the app finished its in-flight requests.
-    exit_at: the container exited (app "exit" event, or container state finishedAt).
-    exit_code, reason: from the container's terminated state (reason: Completed, Error, OOMKilled).
-    sigkilled: the runtime had to SIGKILL it; None means infer from exit code 137.
-    inflight: slow-request probe operations started before the deletion (SlowProbe).
-    traffic: continuous-load operations around the termination (LoadRunner); failures from
-        deletion to exit+settle are attributed to this termination.
-    """
-
-    pod: str
-    grace_seconds: float
-    deletion_at: float | None = None
-    prestop_expected: bool = True
-    prestop_start: float | None = None
-    prestop_end: float | None = None
-    sigterm_at: float | None = None
-    shutdown_began_at: float | None = None
-    drained_at: float | None = None
-    exit_at: float | None = None
-    exit_code: int | None = None
-    reason: str | None = None
-    sigkilled: bool | None = None
-    inflight: tuple[Operation, ...] = ()
-    traffic: tuple[Operation, ...] = ()
-
-    @property
-    def killed(self) -> bool:
-        if self.sigkilled is not None:
-            return self.sigkilled
-        return self.exit_code == SIGKILL_EXIT
-
-    @property
-    def start(self) -> float | None:
-        """Where the shutdown starts on the record's clock: deletion, else preStop, else SIGTERM."""
-        for t in (self.deletion_at, self.prestop_start, self.sigterm_at):
-            if t is not None:
-                return t
-        return None
-
-    @classmethod
-    def from_events(
-        cls,
-        pod: str,
-        grace_seconds: float,
-        events: Mapping[str, float],
-        *,
-        deletion_at: float | None,
-        exit_at: float | None = None,
-        exit_code: int | None = None,
-        reason: str | None = None,
-        sigkilled: bool | None = None,
-        prestop_expected: bool = True,
-        inflight: Sequence[Operation] = (),
-        traffic: Sequence[Operation] = (),
-    ) -> "TerminationRecord":
-        """Build from the sample app's lifecycle event times ({"sigterm": t, ...}, one clock).
-
-        An explicit exit_at (the runtime's finishedAt) wins over the app's own "exit" event,
-        because a SIGKILLed app never records one.
-        """
-        return cls(
-            pod=pod,
-            grace_seconds=grace_seconds,
-            deletion_at=deletion_at,
-            prestop_expected=prestop_expected,
-            prestop_start=events.get("prestop-start"),
-            prestop_end=events.get("prestop-end"),
-            sigterm_at=events.get("sigterm", events.get("sigint")),
-            shutdown_began_at=events.get("listener-closed"),
-            drained_at=events.get("inflight-drained"),
-            exit_at=exit_at if exit_at is not None else events.get("exit"),
-            exit_code=exit_code,
-            reason=reason,
-            sigkilled=sigkilled,
-            inflight=tuple(inflight),
-            traffic=tuple(traffic),
-        )
 
 
 @dataclass(frozen=True)
@@ -317,3 +227,34 @@ def _traffic(rec: TerminationRecord, t0: float, th: ShutdownThresholds) -> Verdi
 def _top_error(ops: Sequence[Operation]) -> str:
     err, _ = Counter(o.detail or o.outcome for o in ops).most_common(1)[0]
     return err.rstrip(". ")
+
+
+def termination_figures(rec: TerminationRecord, ev: PodEvidence, settle_s: float = 2.0) -> list[Figure]:
+    """Measurements the checker does not already report: when preStop started, the share of the grace
+    budget used, whether the kubelet had to SIGKILL, and the requests that failed around this pod's end."""
+    t0 = rec.start
+    figs: list[Figure] = []
+    if t0 is None:
+        return figs
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else round(t - t0, 3)
+
+    figs.append(Figure("prestop_start_after_deletion", rel(rec.prestop_start), "s", rec.pod))
+    if rec.exit_at is not None and rec.grace_seconds > 0:
+        figs.append(Figure("grace_used", round(100 * (rec.exit_at - t0) / rec.grace_seconds, 1), "%", rec.pod))
+    figs.append(Figure("sigkilled", int(rec.killed), "bool", rec.pod))
+    figs.append(Figure("prestop_ran", int(rec.prestop_start is not None), "bool",
+                       rec.pod if rec.prestop_expected else f"{rec.pod}: not observable (no app lifecycle record)"))
+    end = (rec.exit_at if rec.exit_at is not None else t0 + rec.grace_seconds) + settle_s
+    window = [o for o in rec.traffic if t0 <= o.start <= end]
+    failed = [o for o in window if o.outcome != "ok"]
+    times = ", ".join(f"{o.start - t0:+.2f}s" for o in failed[:10]) + (" ..." if len(failed) > 10 else "")
+    figs.append(Figure("requests_during_termination", len(window), "requests", rec.pod))
+    figs.append(Figure("requests_failed_during_termination", len(failed), "requests",
+                       f"{rec.pod}: at {times}" if failed else rec.pod))
+    figs.append(Figure("inflight_requests", len(rec.inflight), "requests", rec.pod))
+    figs.append(Figure("inflight_failed", sum(1 for o in rec.inflight if o.outcome != "ok"), "requests", rec.pod))
+    kube = ", ".join(sorted({e.reason for e in ev.events}))
+    figs.append(Figure("exit_reason", ev.exit_code, "code", f"{rec.pod}: {ev.reason}; events: {kube}"))
+    return figs

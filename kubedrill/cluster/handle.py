@@ -59,7 +59,7 @@ class Cluster:
 
     # --- Kubernetes API -------------------------------------------------------------------
     def api_client(self):  # -> kubernetes.client.ApiClient (imported lazily: slow import)
-        from kubernetes import client, config
+        from kubernetes import config
 
         return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kubedrill.check.k8s_state import StepRecord
+from kubedrill.record.objects import StepRecord
 from kubedrill.cluster import kubeadm_etcd as ke
 from kubedrill.cluster.handle import Cluster, CommandFailed, run
 from kubedrill.cluster.network import networks_of, pin_ip

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from kubedrill.cluster.handle import Cluster, CommandFailed
-from kubedrill.cluster.snapshot import Snapshot
+from kubedrill.record.cluster import Snapshot
 from kubedrill.cluster.waits import WaitTimeout, until
 from kubedrill.disrupt.base import Disruption, DisruptionError
-from kubedrill.disrupt.drain_log import DrainLog, parse_drain_output
+from kubedrill.record.drain_log import DrainLog, parse_drain_output
 from kubedrill.record import Recorder
+from kubedrill.record.maintenance import NodePass
 
 
 def node_schedulable(cluster: Cluster, node: str) -> bool:
@@ -199,34 +199,6 @@ class RebootNode(Disruption):
 
     def heal(self) -> None:
         uncordon(self.cluster, self.node)
-
-
-@dataclass
-class NodePass:
-    """One node's maintenance round trip in a rolling pass, on the monotonic clock.
-
-    start: drain began; drained_at: kubectl drain returned; uncordoned_at: the node took pods
-    again; end: the workload was settled again (or the pass stopped). Errors are recorded, not
-    raised: the checks judge them.
-    """
-
-    node: str
-    start: float
-    drained_at: float | None = None
-    uncordoned_at: float | None = None
-    end: float | None = None
-    drain_s: float | None = None
-    log: DrainLog | None = None
-    drain_failed: str | None = None
-    drain_output: str = ""
-    settle_error: str | None = None
-    reboot: dict[str, object] = field(default_factory=dict)
-    before: Snapshot | None = None  # taken just before this node's drain (earlier nodes moved pods here)
-    drained: Snapshot | None = None  # taken while the node was drained and the workload settled
-
-    @property
-    def roundtrip_s(self) -> float | None:
-        return None if self.end is None else self.end - self.start
 
 
 class RollingDrain(Disruption):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, TypeVar
 
-from kubedrill.check.skew import UpgradePlan, Version, check_upgrade_path, parse_upgrade_plan, plan_problems
+from kubedrill.record.versions import UpgradePlan, Version, check_upgrade_path, parse_upgrade_plan, plan_problems
 from kubedrill.cluster.handle import Cluster, CommandFailed
 from kubedrill.cluster.paths import cache_dir
 from kubedrill.cluster.progress import say
@@ -36,6 +36,7 @@ from kubedrill.cluster.waits import until
 from kubedrill.disrupt.base import Disruption, DisruptionError
 from kubedrill.disrupt.node import DrainNode, all_nodes_in_service
 from kubedrill.record import Recorder
+from kubedrill.record.maintenance import Phase
 
 T = TypeVar("T")
 Role = Literal["control-plane", "worker"]
@@ -235,18 +236,6 @@ def kubelet_version_of(cluster: Cluster, node: str) -> tuple[bool, str]:
 
 
 # --- one node's step ---------------------------------------------------------------------------------
-
-@dataclass
-class Phase:
-    name: str
-    start: float
-    end: float
-    detail: str = ""
-
-    @property
-    def seconds(self) -> float:
-        return self.end - self.start
-
 
 class UpgradeNode(Disruption):
     """Drain one node, upgrade kubeadm, run its kubeadm step, upgrade kubelet/kubectl, restart; uncordon on heal.

@@ -10,7 +10,7 @@ import random
 
 from kubedrill.check.verdict import Figure, Verdict
 from kubedrill.record import Operation
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 from kubedrill.report.model import TestResult
 
 

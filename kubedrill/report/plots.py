@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 from kubedrill.report.svg import (BAND, FAIL, GRID, NEUTRAL, OK, UNKNOWN, Frame, close_svg, fmt, legend,
                                   legend_width, line, open_svg, rect, text, x_axis, y_axis)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from kubedrill.check import k8s_state as ks
+from kubedrill.record import objects as ko
 from kubedrill.check.etcd_checks import unavailability_windows
 from kubedrill.check.verdict import Figure, Verdict, safe_check
 from kubedrill.cluster.handle import Cluster
@@ -40,23 +41,23 @@ class RestoreDrillRecord:
     variant: str = ""
     backup: Backup | None = None
     restored_from: Backup | None = None
-    at_snapshot: ks.Inventory = field(default_factory=dict)
-    before_restore: ks.Inventory = field(default_factory=dict)
-    restored: ks.Inventory = field(default_factory=dict)
-    changes: list[ks.Change] = field(default_factory=list)
+    at_snapshot: ko.Inventory = field(default_factory=dict)
+    before_restore: ko.Inventory = field(default_factory=dict)
+    restored: ko.Inventory = field(default_factory=dict)
+    changes: list[ko.Change] = field(default_factory=list)
     uid_before: str = ""
     uid_after: str | None = None
     uid_after_how: str = ""
     restored_error: str = ""
-    rv_before: list[ks.RvSeen] = field(default_factory=list)
-    rv_after: list[ks.RvSeen] = field(default_factory=list)
-    resume: ks.WatchResume | None = None
+    rv_before: list[ko.RvSeen] = field(default_factory=list)
+    rv_after: list[ko.RvSeen] = field(default_factory=list)
+    resume: ko.WatchResume | None = None
     expected_replicas: dict[str, int] = field(default_factory=dict)
-    deployments: list[ks.DeploymentSeen] = field(default_factory=list)
+    deployments: list[ko.DeploymentSeen] = field(default_factory=list)
     orphans: dict[str, list[str]] = field(default_factory=dict)
     expected_nodes: list[str] = field(default_factory=list)
     nodes_ready: dict[str, bool] = field(default_factory=dict)
-    steps: list[ks.StepRecord] = field(default_factory=list)
+    steps: list[ko.StepRecord] = field(default_factory=list)
     effect: dict[str, object] = field(default_factory=dict)
     window: Window | None = None
     procedure_error: str = ""
@@ -106,9 +107,9 @@ def _nodes_ready(cluster: Cluster) -> dict[str, bool]:
     return out
 
 
-def _put_rvs(rec: Recorder, what: str, lo: float = float("-inf"), hi: float = float("inf")) -> list[ks.RvSeen]:
+def _put_rvs(rec: Recorder, what: str, lo: float = float("-inf"), hi: float = float("inf")) -> list[ko.RvSeen]:
     """resourceVersions the prober's successful writes got, invoked after lo and answered before hi."""
-    return [ks.RvSeen(what, int(o.result["rv"])) for o in rec.history
+    return [ko.RvSeen(what, int(o.result["rv"])) for o in rec.history
             if o.kind == "put" and o.outcome == "ok" and isinstance(o.result, dict) and o.start >= lo and o.end <= hi]
 
 
@@ -135,10 +136,10 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
         objs.change_after_snapshot()
         r.changes = list(objs.changes)
         r.before_restore = objs.inventory()
-        r.rv_before = [ks.RvSeen(f"post-snapshot {c.action} of {c.key}", c.resource_version)
+        r.rv_before = [ko.RvSeen(f"post-snapshot {c.action} of {c.key}", c.resource_version)
                        for c in r.changes if c.resource_version]
         last_rv = list_rv(target, cm_path)
-        r.rv_before.append(ks.RvSeen("configmap list before the restore", last_rv))
+        r.rv_before.append(ko.RvSeen("configmap list before the restore", last_rv))
         proc = make_procedure(cluster, r.backup, rec)
         r.variant, r.restored_from = proc.variant, proc.backup
         try:
@@ -160,15 +161,15 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
             until("the API to answer after the restore", lambda: api_ready(cluster), 120, interval=1.0)
             status, rvs, detail = watch_from(target, cm_path, last_rv)
             relist = list_rv(target, cm_path)
-            r.resume = ks.WatchResume(last_rv, status, tuple(rvs), relist, detail)
-            r.rv_after.append(ks.RvSeen("configmap list after the restore", relist))
+            r.resume = ko.WatchResume(last_rv, status, tuple(rvs), relist, detail)
+            r.rv_after.append(ko.RvSeen("configmap list after the restore", relist))
             conn = ApiConn(target, 10)
             try:
                 made = conn.request("POST", cm_path, {"apiVersion": "v1", "kind": "ConfigMap",
                                                       "metadata": {"name": f"rv-after-{int(time.time())}"}}, write=True)
             finally:
                 conn.close()
-            r.rv_after.append(ks.RvSeen("a write after the restore", int(made["metadata"]["resourceVersion"])))
+            r.rv_after.append(ko.RvSeen("a write after the restore", int(made["metadata"]["resourceVersion"])))
         except Exception as exc:  # noqa: BLE001 - an API that never came back shows in the verdicts
             rec.event("after-restore-error", f"{type(exc).__name__}: {exc}"[:500])
 

@@ -5,13 +5,7 @@
     docs = render_manifests(spec)        # list[dict] for the kubernetes client
 """
 
-from kubedrill.workload.lifecycle import (
-    AppLifecycle,
-    LifecycleEvent,
-    TerminatedState,
-    parse_lifecycle,
-    terminated_state,
-)
+from kubedrill.record.lifecycle import AppLifecycle, LifecycleEvent, TerminatedState, parse_lifecycle, terminated_state
 from kubedrill.workload.manifests import ManifestError, parse_manifests
 from kubedrill.workload.sample import (
     MODE_FAULTS,

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from kubedrill.check.k8s_state import Change, DeploymentSeen, Inventory, inventory, object_key
+from kubedrill.record.objects import Change, DeploymentSeen, Inventory, inventory, object_key
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.waits import until
 

@@ -38,8 +38,9 @@ from kubedrill.check.scheduling import (
 )
 from kubedrill.check.verdict import Verdict, combine, safe_check
 from kubedrill.cluster.handle import Cluster
-from kubedrill.cluster.podwatch import PodWatcher
-from kubedrill.cluster.snapshot import Snapshot, WorkloadState, take_snapshot
+from kubedrill.observe.pods import PodWatch
+from kubedrill.record.cluster import Snapshot, WorkloadState
+from kubedrill.observe.cluster import take_snapshot
 from kubedrill.config import RunConfig
 from kubedrill.disrupt.base import Disruption
 from kubedrill.disrupt.node import CordonNode, RollingDrain
@@ -103,7 +104,7 @@ def test_node_maintenance(cluster: Cluster, app: DeployedApp, operation: str, dr
     load = LoadRunner(url, path=app.spec.health_path, users=o.load_users, rate=o.load_rate, processes=o.load_processes,
                       run_time=LOAD_MAX_S, max_requests=int(o.load_rate * LOAD_MAX_S * 1.2), recorder=rec,
                       workdir=load_dir, keep_alive=o.load_keepalive, start_timeout=60)
-    with PodWatcher(cluster, ns, rec) as watch, load:
+    with PodWatch(cluster, ns, recorder=rec, max_seconds=1800) as watch, load:
         time.sleep(LOAD_BEFORE_S)
         with op.applied(rec):
             if isinstance(op, CordonNode):
@@ -137,7 +138,7 @@ def test_node_maintenance(cluster: Cluster, app: DeployedApp, operation: str, dr
                 verdicts.append(check_rescheduled(p.before or before, p.drained, p.node, wl))
                 verdicts.append(check_daemonsets_stay(p.before or before, p.drained, p.node))
         windows = [(p.start, (p.end or p.start) + LOAD_AFTER_S) for p in op.passes]
-        verdicts.append(check_sigterm_margin(list(watch.pods.values()), ops, min_margin_s=o.min_sigterm_margin,
+        verdicts.append(check_sigterm_margin(watch.all_evidence(), ops, min_margin_s=o.min_sigterm_margin,
                                              around=windows))
         verdicts.append(check_durations(op.passes, max_drain_s=o.max_drain_seconds, expected_nodes=len(op.nodes), t0=t0))
     else:

@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kubedrill.check.shutdown import TerminationRecord
+from kubedrill.record.termination import TerminationRecord
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.progress import say
 from kubedrill.cluster.waits import until
 from kubedrill.disrupt.base import Disruption
 from kubedrill.disrupt.pod import DeletePod, EvictPod, RolloutRestart, live_pods
-from kubedrill.probe import PodEvidence, PodWatch, SlowStream, termination_record
-from kubedrill.probe.lagged_lb import LaggedEndpoints
-from kubedrill.probe.traffic import ServiceTraffic
+from kubedrill.record.termination import PodEvidence, termination_record
+from kubedrill.observe.pods import PodWatch
+from kubedrill.load.inflight import SlowStream
+from kubedrill.load.lagged_lb import LaggedEndpoints
+from kubedrill.load.traffic import ServiceTraffic
 from kubedrill.record import Recorder
 from kubedrill.workload import apply
 from kubedrill.workload.manifests import WORKLOAD_KINDS

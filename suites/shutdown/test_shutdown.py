@@ -18,7 +18,7 @@ import pytest
 from kubedrill.check.shutdown import ShutdownThresholds, check_shutdowns
 from kubedrill.check.verdict import Verdict, safe_check
 from kubedrill.cluster.handle import Cluster
-from kubedrill.probe.termination import termination_figures
+from kubedrill.check.shutdown import termination_figures
 from kubedrill.report.model import TestResult
 from shutdown_drill import Target, TargetPool, run_drill
 

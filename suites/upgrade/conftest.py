@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from kubedrill.check.skew import UpgradeRefused, check_upgrade_path
+from kubedrill.record.versions import UpgradeRefused, check_upgrade_path
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.paths import versions
 from kubedrill.cluster.progress import say

@@ -26,18 +26,21 @@ import pytest
 
 from kubedrill.check import rollout as R
 from kubedrill.check.availability import availability
-from kubedrill.check.skew import Observed, UpgradePlan, skew_verdict
+from kubedrill.check.skew import Observed, skew_verdict
+from kubedrill.record.versions import UpgradePlan
 from kubedrill.check.verdict import Figure, Verdict, combine
 from kubedrill.cluster.handle import Cluster, CommandFailed
-from kubedrill.cluster.observe import Observer, Sampler, Snapshot, WorkloadState
+from kubedrill.observe.cluster import Observer, Sampler
+from kubedrill.record.cluster import Snapshot, WorkloadState
 from kubedrill.cluster.progress import say
 from kubedrill.cluster.waits import WaitTimeout, until
 from kubedrill.disrupt.base import DisruptionError
-from kubedrill.disrupt.upgrade import Order, Phase, Release, Rollout, kubelet_apiservers
+from kubedrill.disrupt.upgrade import Order, Release, Rollout, kubelet_apiservers
+from kubedrill.record.maintenance import Phase
 from kubedrill.load import LoadRunner
 from kubedrill.load.requestlog import read_request_logs
 from kubedrill.record import Operation, Recorder, Window
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 from kubedrill.workload.spec import WorkloadSpec
 
 
@@ -288,8 +291,8 @@ def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sam
         snap = observer.snapshot(f"after {node}")
         problems = R.versions_as_expected(snap, upgraded, exp, cp_upgraded)
         wl = observer.workload(workload.namespace, workload.name)
-        if wl.ready < wl.desired:
-            problems.append(f"workload {wl.ready}/{wl.desired} ready")
+        if wl.ready < wl.replicas:
+            problems.append(f"workload {wl.ready}/{wl.replicas} ready")
         return not problems, "; ".join(problems) or "as expected"
 
     try:

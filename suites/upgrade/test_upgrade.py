@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Iterator
 import pytest
 
 from kubedrill.check import rollout as R
-from kubedrill.check.skew import plan_problems, skew_verdict, Version
+from kubedrill.record.versions import Version, plan_problems
+from kubedrill.check.skew import skew_verdict
 from kubedrill.check.verdict import Verdict
 from kubedrill.cluster.handle import Cluster
 from kubedrill.disrupt.upgrade import Release
@@ -169,8 +170,8 @@ def test_end_state_all_nodes_at_target_workload_and_data_intact(rehearsal: Rehea
     data = kd_report.add(R.data_intact(rehearsal.data_before, rehearsal.data_after))
     wl = rehearsal.final_workload
     assert wl is not None
-    replicas = Verdict.ok("replicas", f"{wl.ready}/{wl.desired} ready") if wl.ready >= wl.desired else \
-        Verdict.fail("replicas", f"{wl.namespace}/{wl.name}: {wl.ready}/{wl.desired} ready at the end")
+    replicas = Verdict.ok("replicas", f"{wl.ready}/{wl.replicas} ready") if wl.ready >= wl.replicas else \
+        Verdict.fail("replicas", f"{wl.namespace}/{wl.name}: {wl.ready}/{wl.replicas} ready at the end")
     kd_report.add(replicas)
     assert versions.passed and data.passed and replicas.passed, "; ".join(
         str(v) for v in (versions, data, replicas) if not v.passed) + _halt_note(rehearsal)

@@ -28,11 +28,12 @@ from typing import Iterator
 
 import pytest
 
-from kubedrill.check.shutdown import TerminationRecord, check_shutdown
+from kubedrill.record.termination import TerminationRecord
+from kubedrill.check.shutdown import check_shutdown
 from kubedrill.check.verdict import Status
 from kubedrill.load import LoadRunner, SlowProbe
 from kubedrill.record import Recorder
-from kubedrill.workload.lifecycle import AppLifecycle, parse_lifecycle, rfc3339_to_unix
+from kubedrill.record.lifecycle import AppLifecycle, parse_lifecycle, rfc3339_to_unix
 
 pytestmark = [pytest.mark.needs_docker]
 

@@ -26,10 +26,11 @@ import pytest
 import yaml
 
 from kubedrill.check.rollout import to_observed
-from kubedrill.check.skew import Observed, Version, skew_verdict
+from kubedrill.check.skew import Observed, skew_verdict
+from kubedrill.record.versions import Version
 from kubedrill.check.verdict import Status
 from kubedrill.cluster.handle import Cluster
-from kubedrill.cluster.observe import NodeState, Snapshot
+from kubedrill.record.cluster import NodeState, Snapshot
 from kubedrill.cluster.paths import REPO, versions
 from fixtures.cluster import VersionedClusters
 
@@ -78,8 +79,10 @@ def test_two_minor_jump_is_refused_before_any_cluster(tmp_path: Path) -> None:
 # --- 2. worker before control plane --------------------------------------------------------------------
 
 def _snap(kubelets: dict[str, str], api: str) -> Snapshot:
-    nodes = tuple(NodeState(n, "control-plane" if "control" in n else "worker", True, False, v) for n, v in kubelets.items())
-    return Snapshot(0.0, "after kd-worker", api, nodes, {"kube-apiserver": {"kd-control-plane": api}})
+    nodes = tuple(NodeState(n, ready=True, role="control-plane" if "control" in n else "worker", kubelet=v)
+                  for n, v in kubelets.items())
+    return Snapshot(0.0, nodes, label="after kd-worker", api_version=api,
+                    components={"kube-apiserver": {"kd-control-plane": api}})
 
 
 def test_worker_before_control_plane_is_a_skew_violation_on_observed_versions() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubedrill.check.availability import availability, longest_failure_streak, percentile
 from kubedrill.check.verdict import Status
 from kubedrill.record import Operation, Window
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 
 
 def steady(t0: float, t1: float, rate: float = 100.0, latency: float = 0.005,

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kubedrill.check import k8s_state as ks
+from kubedrill.record import objects as ko
 from kubedrill.check.verdict import Status
 from kubedrill.cluster import kubeadm_etcd as ke
 
@@ -32,11 +33,11 @@ def ns(name: str, uid: str = "n1", deleting: bool = False) -> dict:
     return {"kind": "Namespace", "metadata": md, "status": {"phase": "Terminating" if deleting else "Active"}}
 
 
-SNAP = ks.inventory([cm("a", {"x": "1"}, "ua"), cm("b", {"x": "2"}, "ub"), dep("d", 1), ns("kd-gone", "ng")])
-CHANGES = [ks.Change("create", "ConfigMap/kd/late", 20), ks.Change("update", "ConfigMap/kd/a", 21),
-           ks.Change("delete", "ConfigMap/kd/b"), ks.Change("update", "Deployment/kd/d", 22),
-           ks.Change("delete", "Namespace/kd-gone")]
-LIVE = ks.inventory([cm("a", {"x": "changed"}, "ua", 21), cm("late", {"y": "1"}, "ul", 20), dep("d", 3),
+SNAP = ko.inventory([cm("a", {"x": "1"}, "ua"), cm("b", {"x": "2"}, "ub"), dep("d", 1), ns("kd-gone", "ng")])
+CHANGES = [ko.Change("create", "ConfigMap/kd/late", 20), ko.Change("update", "ConfigMap/kd/a", 21),
+           ko.Change("delete", "ConfigMap/kd/b"), ko.Change("update", "Deployment/kd/d", 22),
+           ko.Change("delete", "Namespace/kd-gone")]
+LIVE = ko.inventory([cm("a", {"x": "changed"}, "ua", 21), cm("late", {"y": "1"}, "ul", 20), dep("d", 3),
                      ns("kd-gone", "ng", deleting=True)])
 
 
@@ -46,12 +47,12 @@ class TestChecksum:
         b["metadata"]["resourceVersion"] = "99"
         b["metadata"]["managedFields"] = []
         b["status"] = {"readyReplicas": 0}
-        assert ks.content_checksum(a) == ks.content_checksum(b)
+        assert ko.content_checksum(a) == ko.content_checksum(b)
 
     def test_sees_data_replicas_and_deletion(self) -> None:
-        assert ks.content_checksum(cm("a", {"x": "1"})) != ks.content_checksum(cm("a", {"x": "2"}))
-        assert ks.content_checksum(dep("d", 1)) != ks.content_checksum(dep("d", 2))
-        assert ks.content_checksum(ns("n")) != ks.content_checksum(ns("n", deleting=True))
+        assert ko.content_checksum(cm("a", {"x": "1"})) != ko.content_checksum(cm("a", {"x": "2"}))
+        assert ko.content_checksum(dep("d", 1)) != ko.content_checksum(dep("d", 2))
+        assert ko.content_checksum(ns("n")) != ko.content_checksum(ns("n", deleting=True))
 
     def test_keys(self) -> None:
         assert set(SNAP) == {"ConfigMap/kd/a", "ConfigMap/kd/b", "Deployment/kd/d", "Namespace/kd-gone"}
@@ -87,7 +88,7 @@ class TestRestoredInventory:
 
     def test_recreated_object_is_not_restored(self) -> None:
         restored = dict(SNAP)
-        restored["ConfigMap/kd/a"] = ks.object_state(cm("a", {"x": "1"}, "other-uid"))
+        restored["ConfigMap/kd/a"] = ko.object_state(cm("a", {"x": "1"}, "other-uid"))
         v = ks.check_restored_inventory(SNAP, CHANGES, restored)
         assert v.status is Status.FAIL and "different uid" in v.reason
 
@@ -103,7 +104,7 @@ class TestRestoredInventory:
 
     def test_unexpected_object(self) -> None:
         restored = dict(SNAP)
-        restored["ConfigMap/kd/stray"] = ks.object_state(cm("stray", {}, "us"))
+        restored["ConfigMap/kd/stray"] = ko.object_state(cm("stray", {}, "us"))
         v = ks.check_restored_inventory(SNAP, CHANGES, restored)
         assert v.status is Status.FAIL and "neither the snapshot nor the test created" in v.reason
 
@@ -125,45 +126,45 @@ class TestIdentity:
 
 
 class TestResourceVersions:
-    BEFORE = [ks.RvSeen("write", 1500), ks.RvSeen("list", 1510)]
+    BEFORE = [ko.RvSeen("write", 1500), ko.RvSeen("list", 1510)]
 
     def test_bumped_restore_with_410(self) -> None:
-        after = [ks.RvSeen("list", 1_000_001_400)]
-        v = ks.check_resource_versions(self.BEFORE, after, ks.WatchResume(1510, 410, (), 1_000_001_400))
+        after = [ko.RvSeen("list", 1_000_001_400)]
+        v = ks.check_resource_versions(self.BEFORE, after, ko.WatchResume(1510, 410, (), 1_000_001_400))
         assert v.passed and "410 Gone" in v.reason
 
     def test_no_bump_goes_back(self) -> None:
-        after = [ks.RvSeen("a write after the restore", 1402)]
+        after = [ko.RvSeen("a write after the restore", 1402)]
         v = ks.check_resource_versions(self.BEFORE, after)
         assert v.status is Status.FAIL and "went back" in v.reason and "--bump-revision" in v.reason
 
     def test_watch_resumed_with_old_events(self) -> None:
-        v = ks.check_resource_versions(self.BEFORE, [ks.RvSeen("x", 2000)], ks.WatchResume(1510, 200, (1400,), 2000))
+        v = ks.check_resource_versions(self.BEFORE, [ko.RvSeen("x", 2000)], ko.WatchResume(1510, 200, (1400,), 2000))
         assert v.status is Status.FAIL and "older versions" in v.reason
 
     def test_watch_error_status(self) -> None:
-        v = ks.check_resource_versions(self.BEFORE, [ks.RvSeen("x", 2000)], ks.WatchResume(1510, 504, (), 2000, "timeout"))
+        v = ks.check_resource_versions(self.BEFORE, [ko.RvSeen("x", 2000)], ko.WatchResume(1510, 504, (), 2000, "timeout"))
         assert v.status is Status.FAIL and "HTTP 504" in v.reason
 
     def test_relist_below(self) -> None:
-        v = ks.check_resource_versions(self.BEFORE, [ks.RvSeen("x", 2000)], ks.WatchResume(1510, 410, (), 1400))
+        v = ks.check_resource_versions(self.BEFORE, [ko.RvSeen("x", 2000)], ko.WatchResume(1510, 410, (), 1400))
         assert v.status is Status.FAIL and "relist" in v.reason
 
     def test_no_data_is_unknown(self) -> None:
-        assert ks.check_resource_versions([], [ks.RvSeen("x", 1)]).status is Status.UNKNOWN
+        assert ks.check_resource_versions([], [ko.RvSeen("x", 1)]).status is Status.UNKNOWN
 
 
 class TestConvergence:
     def test_converged(self) -> None:
-        seen = [ks.DeploymentSeen("kd/a", 2, 2, 2, 2)]
+        seen = [ko.DeploymentSeen("kd/a", 2, 2, 2, 2)]
         assert ks.check_converged({"kd/a": 2}, seen).passed
 
     def test_extra_pod_not_shed(self) -> None:
-        v = ks.check_converged({"kd/a": 1}, [ks.DeploymentSeen("kd/a", 1, 1, 1, 2)])
+        v = ks.check_converged({"kd/a": 1}, [ko.DeploymentSeen("kd/a", 1, 1, 1, 2)])
         assert v.status is Status.FAIL and "2 pods running, want 1" in v.reason
 
     def test_wrong_spec_and_missing(self) -> None:
-        v = ks.check_converged({"kd/a": 1, "kd/b": 1}, [ks.DeploymentSeen("kd/a", 3, 3, 3, 3)])
+        v = ks.check_converged({"kd/a": 1, "kd/b": 1}, [ko.DeploymentSeen("kd/a", 3, 3, 3, 3)])
         assert "spec.replicas 3, the snapshot had 1" in v.reason and "kd/b: not found" in v.reason
 
     def test_orphans(self) -> None:
@@ -179,9 +180,9 @@ class TestConvergence:
 
 class TestProcedureEvidence:
     def test_steps(self) -> None:
-        ok = [ks.StepRecord("restore", True, 1.0)]
+        ok = [ko.StepRecord("restore", True, 1.0)]
         assert ks.check_procedure(ok).passed
-        v = ks.check_procedure(ok + [ks.StepRecord("start-etcd", False, 2.0, "boom")])
+        v = ks.check_procedure(ok + [ko.StepRecord("start-etcd", False, 2.0, "boom")])
         assert v.status is Status.FAIL and "'start-etcd' failed: boom" in v.reason
         assert ks.check_procedure([]).status is Status.UNKNOWN
 

@@ -6,7 +6,7 @@ import pytest
 
 from kubedrill.check.verdict import Verdict
 from kubedrill.record import Operation
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 from kubedrill.report.plots import render_series
 
 

@@ -13,7 +13,7 @@ from kubedrill.check.rollout import (
 )
 from kubedrill.check.skew import skew_violations
 from kubedrill.check.verdict import Status
-from kubedrill.cluster.observe import NodeState, PodState, Snapshot, WorkloadState
+from kubedrill.record.cluster import NodeState, PodState, Snapshot, WorkloadState
 
 OLD, NEW = "v1.33.13", "v1.34.4"
 EXP = Expectation(OLD, NEW, etcd_target="3.6.5-0", coredns_target="v1.12.1")
@@ -22,13 +22,14 @@ EXP = Expectation(OLD, NEW, etcd_target="3.6.5-0", coredns_target="v1.12.1")
 def snap(kubelets: dict[str, str], api: str = OLD, cp_images: str = OLD, out: tuple[str, ...] = (),
          notready: tuple[str, ...] = (), proxy: str | None = None, label: str = "", etcd: str = "3.5.24-0",
          coredns: str = "v1.12.0") -> Snapshot:
-    nodes = tuple(NodeState(n, "control-plane" if n == "cp" else "worker", n not in notready, n in out, v)
+    nodes = tuple(NodeState(n, ready=n not in notready, schedulable=n not in out,
+                            role="control-plane" if n == "cp" else "worker", kubelet=v)
                   for n, v in kubelets.items())
     comps = {c: {"cp": cp_images} for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")}
     comps["etcd"] = {"cp": etcd}
     comps["kube-proxy"] = {n: proxy or api for n in kubelets}
     comps["coredns"] = {"coredns-a": coredns, "coredns-b": coredns}
-    return Snapshot(0.0, label, api, nodes, comps)
+    return Snapshot(0.0, nodes, label=label, api_version=api, components=comps)
 
 
 ALL_OLD = {"cp": OLD, "w1": OLD, "w2": OLD}
@@ -71,7 +72,7 @@ def test_two_nodes_out_at_once_fails_and_names_them() -> None:
     assert one_node_out_at_a_time(ok).status is Status.PASS
     v = one_node_out_at_a_time([*ok, snap(ALL_OLD, out=("w1",), notready=("w2",), label="during w1")])
     assert v.status is Status.FAIL and "2 nodes out of service at once at during w1" in v.reason
-    assert one_node_out_at_a_time([Snapshot(0.0, "", "", ())]).status is Status.UNKNOWN
+    assert one_node_out_at_a_time([Snapshot(0.0)]).status is Status.UNKNOWN
 
 
 def test_worker_first_snapshot_shows_a_skew_violation() -> None:
@@ -81,8 +82,8 @@ def test_worker_first_snapshot_shows_a_skew_violation() -> None:
 
 
 def _wl(ready: int, pods: list[tuple[str, str, int]]) -> WorkloadState:
-    return WorkloadState("ns", "app", 3, ready, ready,
-                         tuple(PodState(n, "w1", phase, phase == "Running", r, False) for n, phase, r in pods))
+    return WorkloadState("Deployment", "ns", "app", 3, {"app": "a"}, ready, ready,
+                         tuple(PodState("ns", n, "w1", phase, phase == "Running", restarts=r) for n, phase, r in pods))
 
 
 def test_workload_intact_catches_missing_replicas_failed_pods_and_restarts() -> None:

@@ -16,12 +16,12 @@ from kubedrill.check.scheduling import (
     check_single_replica,
 )
 from kubedrill.check.verdict import Status, Verdict
-from kubedrill.cluster.podwatch import PodFate
-from kubedrill.cluster.snapshot import NodeState, PdbState, PodState, Snapshot, WorkloadState
-from kubedrill.disrupt.drain_log import parse_drain_output
-from kubedrill.disrupt.node import NodePass
+from kubedrill.record.termination import PodEvidence
+from kubedrill.record.cluster import NodeState, PdbState, PodState, Snapshot, WorkloadState
+from kubedrill.record.drain_log import parse_drain_output
+from kubedrill.record.maintenance import NodePass
 from kubedrill.record import Operation
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 
 NS = "kd-t"
 SEL = {"app.kubernetes.io/name": "kd-sample"}
@@ -75,7 +75,7 @@ def ds(name: str, node: str, owner_name: str) -> PodState:
 
 def snap(pods: list[PodState], *, cordoned: tuple[str, ...] = (), pdbs: tuple[PdbState, ...] = (),
          workloads: tuple[WorkloadState, ...] = (WL,), at: float = 0.0) -> Snapshot:
-    nodes = {n: NodeState(n, n not in cordoned, True) for n in ("cp", "w1", "w2")}
+    nodes = tuple(NodeState(n, ready=True, schedulable=n not in cordoned) for n in ("cp", "w1", "w2"))
     return Snapshot(at, nodes, tuple(pods), pdbs, workloads)
 
 
@@ -247,30 +247,39 @@ def lifecycle(sigterm: float) -> str:
         {"event": "started", "time": 1.0, "mono": 1.0}, {"event": "sigterm", "time": sigterm, "mono": sigterm}]})
 
 
+def evidence(pod: str, node: str | None = None, deleting_at: float | None = None, termination_message: str = "",
+         has_prestop: bool = False) -> PodEvidence:
+    """What the pod watch records about a pod, reduced to what the margin check reads."""
+    return PodEvidence(pod=pod, uid=pod, node=node, container="app", grace_seconds=30.0, prestop_hook=has_prestop,
+                       first_seen_at=0.0, deletion_seen_at=deleting_at, deletion_timestamp_wall=None,
+                       terminated_seen_at=None, gone_at=None, exit_code=None, reason=None, signal=None,
+                       message=termination_message, started_wall=None, finished_wall=None)
+
+
 def served(pod_name: str, last: float) -> list[Operation]:
     return [Operation("http GET /", t, t + 0.01, "ok", result=pod_name) for t in (last - 2, last - 1, last)]
 
 
 def test_sigterm_margin_passes_with_a_prestop_sleep() -> None:
-    fate = PodFate("p1", "w1", deleting_at=100.0, termination_message=lifecycle(103.0), has_prestop=True)
+    fate = evidence("p1", "w1", deleting_at=100.0, termination_message=lifecycle(103.0), has_prestop=True)
     v = check_sigterm_margin([fate], served("p1", 100.2), min_margin_s=1.0)
     assert v.status is Status.PASS
     assert v.figures[0].value == 2.8 and "lifecycle" in v.figures[0].detail
 
 
 def test_sigterm_margin_fails_without_prestop() -> None:
-    fate = PodFate("p1", "w1", deleting_at=100.0, termination_message=lifecycle(100.1), has_prestop=False)
+    fate = evidence("p1", "w1", deleting_at=100.0, termination_message=lifecycle(100.1), has_prestop=False)
     v = check_sigterm_margin([fate], served("p1", 100.05), min_margin_s=1.0)
     assert v.status is Status.FAIL
     assert "requests can be dropped during drain" in v.reason and "no preStop hook" in v.reason
     # No lifecycle record: a pod without preStop is signalled at deletion.
-    bare = PodFate("p2", "w1", deleting_at=50.0, has_prestop=False)
+    bare = evidence("p2", "w1", deleting_at=50.0, has_prestop=False)
     assert check_sigterm_margin([bare], served("p2", 50.2)).status is Status.FAIL
 
 
 def test_sigterm_margin_needs_evidence() -> None:
-    fate = PodFate("p1", "w1", deleting_at=100.0, termination_message=lifecycle(103.0), has_prestop=True)
+    fate = evidence("p1", "w1", deleting_at=100.0, termination_message=lifecycle(103.0), has_prestop=True)
     assert check_sigterm_margin([fate], [Operation("http GET /", 1, 2, "ok")]).reason.startswith("not measured")
-    assert check_sigterm_margin([PodFate("p1")], served("p1", 5)).status is Status.UNKNOWN  # nothing deleted
+    assert check_sigterm_margin([evidence("p1")], served("p1", 5)).status is Status.UNKNOWN  # nothing deleted
     outside = check_sigterm_margin([fate], served("p1", 100.2), around=[(0.0, 50.0)])
     assert outside.status is Status.UNKNOWN

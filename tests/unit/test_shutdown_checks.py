@@ -9,10 +9,11 @@ import dataclasses
 
 import pytest
 
-from kubedrill.check.shutdown import ShutdownThresholds, TerminationRecord, check_shutdown, check_shutdowns
+from kubedrill.check.shutdown import ShutdownThresholds, check_shutdown, check_shutdowns
+from kubedrill.record.termination import TerminationRecord
 from kubedrill.check.verdict import Status
 from kubedrill.record import Operation
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 
 
 def traffic(t0: float = 95.0, t1: float = 112.0, rate: float = 50.0,

@@ -13,20 +13,13 @@ import pytest
 from kubedrill.check.shutdown import check_shutdown
 from kubedrill.check.verdict import Status
 from kubedrill.load import LocalTarget
-from kubedrill.probe.inflight import SlowStream
-from kubedrill.probe.lagged_lb import LagQueue
-from kubedrill.probe.termination import (
-    KubeEvent,
-    PodEvidence,
-    exit_estimate,
-    in_flight_at,
-    lifecycle_times,
-    termination_record,
-)
-from kubedrill.probe.traffic import ServiceTraffic
+from kubedrill.load.inflight import SlowStream
+from kubedrill.load.lagged_lb import LagQueue
+from kubedrill.record.termination import KubeEvent, PodEvidence, exit_estimate, in_flight_at, lifecycle_times, termination_record
+from kubedrill.load.traffic import ServiceTraffic
 from kubedrill.record import Operation, Recorder
 from kubedrill.workload.sample import sample_workload
-from kubedrill.workload.lifecycle import parse_lifecycle
+from kubedrill.record.lifecycle import parse_lifecycle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "suites" / "shutdown"))
 from shutdown_drill import expose, workload_object  # noqa: E402

@@ -10,21 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kubedrill.check.skew import (
-    Observed,
-    PlanParseError,
-    UpgradeRefused,
-    Version,
-    VersionError,
-    check_upgrade_path,
-    kubelet_skew_minors,
-    parse_upgrade_plan,
-    plan_problems,
-    skew_verdict,
-    skew_violations,
-    upgrade_path_problems,
-    version_of_image,
-)
+from kubedrill.check.skew import Observed, kubelet_skew_minors, skew_verdict, skew_violations
+from kubedrill.record.versions import PlanParseError, UpgradeRefused, Version, VersionError, check_upgrade_path, parse_upgrade_plan, plan_problems, upgrade_path_problems, version_of_image
 from kubedrill.check.verdict import Status
 
 PLAN = Path(__file__).parent / "data" / "kubeadm-upgrade-plan-v1.33.13-v1.34.4.txt"

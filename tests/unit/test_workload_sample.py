@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubedrill.workload.lifecycle import parse_lifecycle
+from kubedrill.record.lifecycle import parse_lifecycle
 from kubedrill.workload.sample import BUILD_SCRIPT, SAMPLE_MODES, sample_image_tag, sample_workload
 from kubedrill.workload.spec import WorkloadSpecError, render_manifests
 
@@ -123,8 +123,8 @@ def test_manifests_use_only_fields_the_kubernetes_api_knows(mode: str) -> None:
 
 
 def test_terminated_state_from_raw_pod_status() -> None:
-    from kubedrill.check.shutdown import TerminationRecord
-    from kubedrill.workload.lifecycle import terminated_state
+    from kubedrill.record.termination import TerminationRecord
+    from kubedrill.record.lifecycle import terminated_state
 
     raw = {"exitCode": 0, "reason": "Completed", "finishedAt": "2026-11-25T15:32:13Z", "message": TERMINATION_MESSAGE}
     st = terminated_state(raw, wall0=1795620700.0, mono0=800.0)
@@ -139,7 +139,7 @@ def test_terminated_state_from_raw_pod_status() -> None:
 def test_terminated_state_of_a_sigkilled_container_uses_finished_at() -> None:
     from datetime import datetime, timezone
 
-    from kubedrill.workload.lifecycle import terminated_state
+    from kubedrill.record.lifecycle import terminated_state
 
     sigterm_only = TERMINATION_MESSAGE.split(',{"event":"listener-closed"')[0] + "]}"
     client_dict = {"exit_code": 137, "reason": "Error", "message": sigterm_only,

@@ -1,89 +1,31 @@
-"""Evidence of pod terminations, and the TerminationRecord the shutdown checker judges.
+"""PodWatch: the one pod watcher. It records what happens to pods while a disruption runs.
 
-`PodWatch` watches a workload's pods and keeps, for each one, what the API said about it up to and
-including its DELETED event; `evidence(pod)` adds the pod's Kubernetes events (Killing,
-FailedPreStopHook, ...). Why a watch rather than a read afterwards: a deleted pod's object is
-removed moments after its container exits, taking the exit code, reason and termination message
-with it. The DELETED event carries the final object, in which the kubelet has already written the
-terminated container state (it keeps the pod until that status is synced).
+Why a watch and not polls: a deleted pod's object is removed moments after its container exits,
+taking the exit code, reason and termination message with it. The DELETED event carries the final
+object, in which the kubelet has already written the terminated container state. `evidence(pod)`
+turns what was seen into a kubedrill.record.termination.PodEvidence and adds the pod's Kubernetes
+events (Killing, FailedPreStopHook, ...).
 
-All times are the test's monotonic clock (`Recorder.now()`). Kubernetes timestamps have a
-resolution of one second (metav1.Time), so better sources win where they exist:
-
-  deletion  the disruption's own request time; else when this watch first saw deletionTimestamp
-            (late by the watch latency, well under a second)
-  preStop, SIGTERM, exit
-            the app's lifecycle record in its termination message (the sample app writes one; any
-            app may, see kubedrill.workload.lifecycle), read on CLOCK_MONOTONIC when the app shares
-            this host's kernel (kind) and on wall time otherwise
-  exit      without an app record: finishedAt (truncated to the second) + 0.5 s, capped by the
-            moment this watch saw the container terminated, so within +-0.5 s
-
-This module records and converts; it never judges (kubedrill.check.shutdown does).
+It only records; checkers judge later. Bounded: each watch call lasts at most `chunk_seconds`, the
+thread stops soon after stop(), and it gives up after `max_seconds` in total.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
-from kubedrill.check.shutdown import TerminationRecord
-from kubedrill.check.verdict import Figure
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.waits import until
-from kubedrill.record import Operation, Recorder
-from kubedrill.workload.lifecycle import AppLifecycle, parse_lifecycle
-
-# Finished-at has one-second resolution: the true exit lies in [finishedAt, finishedAt + 1).
-FINISHED_AT_RESOLUTION_S = 1.0
+from kubedrill.record import Recorder
+from kubedrill.record.termination import KubeEvent, PodEvidence
 
 
 def _wall(ts: datetime | None) -> float | None:
     return None if ts is None else ts.timestamp()
-
-
-@dataclass(frozen=True)
-class KubeEvent:
-    """One Kubernetes Event about a pod (reason Killing, FailedPreStopHook, ExceededGracePeriod, ...)."""
-
-    reason: str
-    type: str
-    message: str
-    count: int
-    first_wall: float | None
-    last_wall: float | None
-
-
-@dataclass(frozen=True)
-class PodEvidence:
-    """What the API said about one pod's end. Monotonic times are the test's clock; *_wall are Unix."""
-
-    pod: str
-    uid: str
-    node: str | None
-    container: str | None  # the container judged: the first one in the pod spec
-    grace_seconds: float | None  # deletionGracePeriodSeconds of this deletion, else the pod spec's
-    prestop_hook: bool  # the judged container declares a preStop hook
-    first_seen_at: float
-    deletion_seen_at: float | None
-    deletion_timestamp_wall: float | None  # metadata.deletionTimestamp = deletion + grace (1 s resolution)
-    terminated_seen_at: float | None
-    gone_at: float | None
-    exit_code: int | None
-    reason: str | None
-    signal: int | None
-    message: str
-    started_wall: float | None
-    finished_wall: float | None
-    statuses: tuple[dict[str, Any], ...] = ()
-    events: tuple[KubeEvent, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
 
 
 @dataclass
@@ -102,19 +44,20 @@ class _PodState:
     gone_at: float | None = None
     terminated: Any = None  # V1ContainerStateTerminated of the judged container
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 class PodWatch:
-    """Watch the pods of `selector` in `namespace` from `start()` (a list, then a watch from its
-    resourceVersion, so no change is missed) until `stop()`. Bounded by `max_seconds`.
+    """Watch the pods of `selector` (all pods when empty) in `namespace` from `start()` (a list, then a
+    watch from its resourceVersion, so no change is missed) until `stop()`. Bounded by `max_seconds`.
 
     Recorder events: pod-deleting, pod-terminated (with exit code), pod-gone.
     """
 
-    def __init__(self, cluster: Cluster, namespace: str, selector: str, recorder: Recorder, *,
+    def __init__(self, cluster: Cluster, namespace: str, selector: str = "", recorder: Recorder | None = None, *,
                  max_seconds: float = 900, chunk_seconds: int = 5) -> None:
         self.cluster, self.namespace, self.selector = cluster, namespace, selector
-        self.recorder = recorder
+        self.recorder = recorder if recorder is not None else Recorder(f"pods/{namespace}")
         self.max_seconds, self.chunk_seconds = max_seconds, chunk_seconds
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -207,6 +150,7 @@ class PodWatch:
                 self._by_uid[meta.uid] = st
             if spec is not None and spec.node_name:
                 st.node = spec.node_name
+            st.labels = dict(meta.labels or {})
             if meta.deletion_timestamp is not None and st.deletion_seen_at is None:
                 st.deletion_seen_at = now
                 st.deletion_timestamp_wall = _wall(meta.deletion_timestamp)
@@ -285,7 +229,12 @@ class PodWatch:
             finished_wall=None if t is None else _wall(t.finished_at),
             statuses=tuple(st.statuses),
             events=tuple(pod_events(self.cluster, self.namespace, pod)) if with_events else (),
+            labels=dict(st.labels),
         )
+
+    def all_evidence(self, with_events: bool = False) -> list[PodEvidence]:
+        """Evidence of every pod seen, first seen first."""
+        return [self.evidence(name, with_events) for name in self.seen()]
 
 
 def pod_events(cluster: Cluster, namespace: str, pod: str) -> list[KubeEvent]:
@@ -296,99 +245,3 @@ def pod_events(cluster: Cluster, namespace: str, pod: str) -> list[KubeEvent]:
                      first_wall=_wall(e.first_timestamp or e.event_time), last_wall=_wall(e.last_timestamp or e.event_time))
            for e in items]
     return sorted(out, key=lambda e: e.first_wall or 0.0)
-
-
-# -- evidence -> TerminationRecord ---------------------------------------------------------------
-
-def app_lifecycle(ev: PodEvidence) -> AppLifecycle | None:
-    """The app's own lifecycle record from its termination message, if it wrote one."""
-    text = ev.message.strip()
-    if not text.startswith("{"):
-        return None
-    try:
-        life = parse_lifecycle(text)
-    except ValueError:
-        return None
-    return life if life.events else None
-
-
-def lifecycle_times(life: AppLifecycle, clock: Recorder) -> dict[str, float]:
-    """Event times on the test's clock. CLOCK_MONOTONIC is used when the app shares this host's
-    kernel, which shows as the same wall-minus-monotonic offset (kind nodes are containers)."""
-    offset = clock.wall0 - clock.mono0
-    first = life.events[0]
-    if first.mono > 0 and abs((first.time - first.mono) - offset) < 0.5:
-        return life.times("mono")
-    return life.times("wall", offset=-offset)
-
-
-def exit_estimate(ev: PodEvidence, clock: Recorder) -> float | None:
-    """The container's exit on the test's clock from finishedAt (+-0.5 s, see module docstring)."""
-    if ev.finished_wall is None:
-        return ev.terminated_seen_at
-    est = clock.mono0 + (ev.finished_wall - clock.wall0) + FINISHED_AT_RESOLUTION_S / 2
-    return min(est, ev.terminated_seen_at) if ev.terminated_seen_at is not None else est
-
-
-def in_flight_at(ops: Iterable[Operation], pod: str, at: float) -> list[Operation]:
-    """Slow requests that `pod` was serving at time `at` (the pod is in Operation.result, from X-Pod)."""
-    return [o for o in ops if o.result == pod and o.start <= at <= o.end]
-
-
-def termination_record(ev: PodEvidence, clock: Recorder, *, requested_at: float | None = None,
-                       slow: Sequence[Operation] = (), traffic: Sequence[Operation] = (),
-                       grace_fallback: float | None = None) -> TerminationRecord:
-    """Everything observed about one pod's end, on the test's clock, ready for check_shutdown.
-
-    requested_at: when this process asked for the deletion (delete/evict); without it (a rollout,
-    where the controller deletes) the watch's first sight of the deletionTimestamp is used.
-    slow: all slow-request operations; the ones this pod was serving at deletion are its in-flight set.
-    traffic: all continuous-load operations; the checker windows them around this termination.
-    """
-    life = app_lifecycle(ev)
-    times = lifecycle_times(life, clock) if life is not None else {}
-    deletion_at = requested_at if requested_at is not None else ev.deletion_seen_at
-    exit_at = times.get("exit") if "exit" in times else exit_estimate(ev, clock)
-    # A preStop run is observable only through the app's record (or a FailedPreStopHook event).
-    failed_hook = any(e.reason == "FailedPreStopHook" for e in ev.events)
-    prestop_expected = ev.prestop_hook and (life is not None or failed_hook)
-    grace = ev.grace_seconds if ev.grace_seconds is not None else grace_fallback
-    if grace is None:
-        raise ValueError(f"pod {ev.pod}: no grace period known (neither the deletion nor the pod spec gave one)")
-    return TerminationRecord.from_events(
-        ev.pod, grace, times, deletion_at=deletion_at, exit_at=exit_at, exit_code=ev.exit_code, reason=ev.reason,
-        prestop_expected=prestop_expected,
-        inflight=in_flight_at(slow, ev.pod, deletion_at) if deletion_at is not None else (),
-        traffic=traffic,
-    )
-
-
-def termination_figures(rec: TerminationRecord, ev: PodEvidence, settle_s: float = 2.0) -> list[Figure]:
-    """Measurements the checker does not already report: when preStop started, the share of the grace
-    budget used, whether the kubelet had to SIGKILL, and the requests that failed around this pod's end."""
-    t0 = rec.start
-    figs: list[Figure] = []
-    if t0 is None:
-        return figs
-
-    def rel(t: float | None) -> float | None:
-        return None if t is None else round(t - t0, 3)
-
-    figs.append(Figure("prestop_start_after_deletion", rel(rec.prestop_start), "s", rec.pod))
-    if rec.exit_at is not None and rec.grace_seconds > 0:
-        figs.append(Figure("grace_used", round(100 * (rec.exit_at - t0) / rec.grace_seconds, 1), "%", rec.pod))
-    figs.append(Figure("sigkilled", int(rec.killed), "bool", rec.pod))
-    figs.append(Figure("prestop_ran", int(rec.prestop_start is not None), "bool",
-                       rec.pod if rec.prestop_expected else f"{rec.pod}: not observable (no app lifecycle record)"))
-    end = (rec.exit_at if rec.exit_at is not None else t0 + rec.grace_seconds) + settle_s
-    window = [o for o in rec.traffic if t0 <= o.start <= end]
-    failed = [o for o in window if o.outcome != "ok"]
-    times = ", ".join(f"{o.start - t0:+.2f}s" for o in failed[:10]) + (" ..." if len(failed) > 10 else "")
-    figs.append(Figure("requests_during_termination", len(window), "requests", rec.pod))
-    figs.append(Figure("requests_failed_during_termination", len(failed), "requests",
-                       f"{rec.pod}: at {times}" if failed else rec.pod))
-    figs.append(Figure("inflight_requests", len(rec.inflight), "requests", rec.pod))
-    figs.append(Figure("inflight_failed", sum(1 for o in rec.inflight if o.outcome != "ok"), "requests", rec.pod))
-    kube = ", ".join(sorted({e.reason for e in ev.events}))
-    figs.append(Figure("exit_reason", ev.exit_code, "code", f"{rec.pod}: {ev.reason}; events: {kube}"))
-    return figs

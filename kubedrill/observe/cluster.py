@@ -1,4 +1,5 @@
-"""What the cluster says about itself, recorded as plain snapshots: versions, node states, workloads.
+"""What the cluster says about itself, recorded as plain snapshots (kubedrill.record.cluster): nodes
+with their conditions and taints, pods, PodDisruptionBudgets, workloads, component versions.
 
 Record first, judge later: these functions and the `Sampler` only read the API and write
 snapshots; kubedrill.check.rollout and kubedrill.check.skew judge them afterwards. A read that
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable
 
 from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.states import node_state, pdb_state, pod_state
+from kubedrill.record.cluster import NodeState, PdbState, PodState, Snapshot, WorkloadState
 
 # kube-system pods whose versions the upgrade changes, by the label that identifies them.
 COMPONENT_LABELS: dict[str, str] = {
@@ -28,61 +30,6 @@ COMPONENT_LABELS: dict[str, str] = {
     "kube-proxy": "k8s-app=kube-proxy",
     "coredns": "k8s-app=kube-dns",
 }
-
-
-@dataclass(frozen=True)
-class NodeState:
-    name: str
-    role: str  # control-plane | worker
-    ready: bool
-    unschedulable: bool
-    kubelet: str  # status.nodeInfo.kubeletVersion
-
-    @property
-    def out(self) -> bool:
-        """Out of service for workloads: cordoned or not Ready."""
-        return self.unschedulable or not self.ready
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The cluster at one moment (`at` on the monotonic clock)."""
-
-    at: float
-    label: str
-    api_version: str  # kube-apiserver /version gitVersion; "" when it did not answer
-    nodes: tuple[NodeState, ...] = ()
-    # component -> {node: image tag}; coredns (a Deployment) is keyed by pod name instead.
-    components: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    error: str = ""
-
-    def node(self, name: str) -> NodeState | None:
-        return next((n for n in self.nodes if n.name == name), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"at": round(self.at, 3), "label": self.label, "api_version": self.api_version, "error": self.error,
-                "nodes": [n.__dict__ for n in self.nodes],
-                "components": {k: dict(v) for k, v in self.components.items()}}
-
-
-@dataclass(frozen=True)
-class PodState:
-    name: str
-    node: str
-    phase: str
-    ready: bool
-    restarts: int
-    terminating: bool
-
-
-@dataclass(frozen=True)
-class WorkloadState:
-    namespace: str
-    name: str
-    desired: int
-    ready: int
-    available: int
-    pods: tuple[PodState, ...]
 
 
 def _tag(image: str) -> str:
@@ -109,9 +56,13 @@ class Observer:
         api = cluster.api_client()
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
+        self.policy = client.PolicyV1Api(api)
         self.version_api = client.VersionApi(api)
 
-    def snapshot(self, label: str = "") -> Snapshot:
+    def snapshot(self, label: str = "", namespaces: Iterable[str] | None = None, strict: bool = False) -> Snapshot:
+        """Nodes, /version and kube-system component versions; with `namespaces` also every pod of the
+        cluster and the PDBs and Deployments/StatefulSets of those namespaces. `strict` raises when a
+        read failed instead of recording the gap (for checks that cannot judge a partial picture)."""
         at = time.monotonic()
         errors: list[str] = []
         try:
@@ -122,14 +73,7 @@ class Observer:
         nodes: list[NodeState] = []
         try:
             node_list: Any = self.core.list_node(_request_timeout=self.timeout)  # client models: Optional-typed
-            for n in node_list.items:
-                labels = n.metadata.labels or {}
-                conds = {c.type: c.status for c in (n.status.conditions or [])}
-                nodes.append(NodeState(
-                    name=n.metadata.name,
-                    role="control-plane" if "node-role.kubernetes.io/control-plane" in labels else "worker",
-                    ready=conds.get("Ready") == "True", unschedulable=bool(n.spec.unschedulable),
-                    kubelet=str(n.status.node_info.kubelet_version)))
+            nodes = [node_state(n) for n in node_list.items]
         except Exception as exc:  # noqa: BLE001
             errors.append(f"nodes: {type(exc).__name__}: {str(exc)[:120]}")
         components: dict[str, dict[str, str]] = {}
@@ -147,22 +91,52 @@ class Observer:
                 components[comp] = seen
         except Exception as exc:  # noqa: BLE001
             errors.append(f"kube-system pods: {type(exc).__name__}: {str(exc)[:120]}")
-        return Snapshot(at, label, api_version, tuple(sorted(nodes, key=lambda n: n.name)), components,
-                        "; ".join(errors))
+        pods: tuple[PodState, ...] = ()
+        pdbs: list[PdbState] = []
+        workloads: list[WorkloadState] = []
+        if namespaces is not None:
+            try:
+                pod_items: Any = self.core.list_pod_for_all_namespaces(_request_timeout=self.timeout)
+                pods = tuple(pod_state(p) for p in pod_items.items)
+                for ns in namespaces:
+                    listed: Any = self.policy.list_namespaced_pod_disruption_budget(ns, _request_timeout=self.timeout)
+                    pdbs += [pdb_state(b) for b in listed.items]
+                    workloads += self._workloads(ns)
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"pods/PDBs/workloads: {type(exc).__name__}: {str(exc)[:120]}")
+        snap = Snapshot(at, tuple(sorted(nodes, key=lambda n: n.name)), pods, tuple(pdbs), tuple(workloads), label,
+                        api_version, components, "; ".join(errors))
+        if strict and snap.error:
+            raise RuntimeError(f"could not read the cluster's state ({label or 'snapshot'}): {snap.error}")
+        return snap
+
+    def _workloads(self, namespace: str) -> list[WorkloadState]:
+        out: list[WorkloadState] = []
+        for kind, lister in (("Deployment", self.apps.list_namespaced_deployment),
+                             ("StatefulSet", self.apps.list_namespaced_stateful_set)):
+            listed: Any = lister(namespace, _request_timeout=self.timeout)
+            for w in listed.items:
+                sel = dict((w.spec.selector.match_labels if w.spec.selector else None) or {})
+                st = w.status
+                out.append(WorkloadState(kind, namespace, w.metadata.name, int(w.spec.replicas or 0), sel,
+                                         int(st.ready_replicas or 0), int(getattr(st, "available_replicas", 0) or 0)))
+        return out
 
     def workload(self, namespace: str, name: str) -> WorkloadState:
+        """A Deployment with its pods, restarts included."""
         d: Any = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout)
-        sel = ",".join(f"{k}={v}" for k, v in (d.spec.selector.match_labels or {}).items())
-        pods = []
+        selector = dict(d.spec.selector.match_labels or {})
+        sel = ",".join(f"{k}={v}" for k, v in selector.items())
         listed: Any = self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=self.timeout)
-        for p in listed.items:
-            cs = p.status.container_statuses or []
-            pods.append(PodState(p.metadata.name, p.spec.node_name or "", p.status.phase or "",
-                                 bool(cs) and all(c.ready for c in cs), sum(c.restart_count for c in cs),
-                                 p.metadata.deletion_timestamp is not None))
+        pods = tuple(sorted((pod_state(p) for p in listed.items), key=lambda p: p.name))
         st = d.status
-        return WorkloadState(namespace, name, d.spec.replicas or 0, st.ready_replicas or 0, st.available_replicas or 0,
-                             tuple(sorted(pods, key=lambda p: p.name)))
+        return WorkloadState("Deployment", namespace, name, d.spec.replicas or 0, selector, st.ready_replicas or 0,
+                             st.available_replicas or 0, pods)
+
+
+def take_snapshot(cluster: Cluster, namespaces: Iterable[str] = (), label: str = "") -> Snapshot:
+    """One strict snapshot with the pods, PDBs and workloads of `namespaces` (a drain's before/during/after)."""
+    return Observer(cluster, request_timeout=30).snapshot(label, namespaces=list(namespaces), strict=True)
 
 
 class Sampler:

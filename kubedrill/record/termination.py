@@ -1,0 +1,224 @@
+"""What is known about one pod's end: the API's evidence (PodEvidence, KubeEvent) and the
+TerminationRecord the shutdown checker judges, with the pure functions that build one from the other.
+
+All times are the test's monotonic clock (`Recorder.now()`). Kubernetes timestamps have a
+resolution of one second (metav1.Time), so better sources win where they exist:
+
+  deletion  the disruption's own request time; else when the pod watch first saw deletionTimestamp
+            (late by the watch latency, well under a second)
+  preStop, SIGTERM, exit
+            the app's lifecycle record in its termination message (the sample app writes one; any
+            app may, see kubedrill.record.lifecycle), read on CLOCK_MONOTONIC when the app shares
+            this host's kernel (kind) and on wall time otherwise
+  exit      without an app record: finishedAt (truncated to the second) + 0.5 s, capped by the
+            moment the watch saw the container terminated, so within +-0.5 s
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from kubedrill.record import Operation, Recorder
+from kubedrill.record.lifecycle import AppLifecycle, parse_lifecycle
+
+SIGKILL_EXIT = 137
+# Finished-at has one-second resolution: the true exit lies in [finishedAt, finishedAt + 1).
+FINISHED_AT_RESOLUTION_S = 1.0
+
+
+@dataclass(frozen=True)
+class KubeEvent:
+    """One Kubernetes Event about a pod (reason Killing, FailedPreStopHook, ExceededGracePeriod, ...)."""
+
+    reason: str
+    type: str
+    message: str
+    count: int
+    first_wall: float | None
+    last_wall: float | None
+
+
+@dataclass(frozen=True)
+class PodEvidence:
+    """What the API said about one pod's end. Monotonic times are the test's clock; *_wall are Unix."""
+
+    pod: str
+    uid: str
+    node: str | None
+    container: str | None  # the container judged: the first one in the pod spec
+    grace_seconds: float | None  # deletionGracePeriodSeconds of this deletion, else the pod spec's
+    prestop_hook: bool  # the judged container declares a preStop hook
+    first_seen_at: float
+    deletion_seen_at: float | None
+    deletion_timestamp_wall: float | None  # metadata.deletionTimestamp = deletion + grace (1 s resolution)
+    terminated_seen_at: float | None
+    gone_at: float | None
+    exit_code: int | None
+    reason: str | None
+    signal: int | None
+    message: str
+    started_wall: float | None
+    finished_wall: float | None
+    statuses: tuple[dict[str, Any], ...] = ()
+    events: tuple[KubeEvent, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+@dataclass(frozen=True)
+class TerminationRecord:
+    """Everything observed about one pod's termination; times in seconds on one clock.
+
+    pod, grace_seconds: the pod and its terminationGracePeriodSeconds.
+    deletion_at: when deletion (or eviction) was requested; the grace period counts from here.
+    prestop_expected: the pod has a preStop hook whose run we can observe (the sample app's
+        `/app prestop` records prestop-start/end); False for no hook or an unobservable one.
+    prestop_start, prestop_end: preStop hook ran from .. to (app lifecycle events).
+    sigterm_at: the app recorded receiving SIGTERM.
+    shutdown_began_at: the app stopped accepting connections (listener closed).
+    drained_at: the app finished its in-flight requests.
+    exit_at: the container exited (app "exit" event, or container state finishedAt).
+    exit_code, reason: from the container's terminated state (reason: Completed, Error, OOMKilled).
+    sigkilled: the runtime had to SIGKILL it; None means infer from exit code 137.
+    inflight: slow-request probe operations started before the deletion (SlowProbe).
+    traffic: continuous-load operations around the termination (LoadRunner); failures from
+        deletion to exit+settle are attributed to this termination.
+    """
+
+    pod: str
+    grace_seconds: float
+    deletion_at: float | None = None
+    prestop_expected: bool = True
+    prestop_start: float | None = None
+    prestop_end: float | None = None
+    sigterm_at: float | None = None
+    shutdown_began_at: float | None = None
+    drained_at: float | None = None
+    exit_at: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    sigkilled: bool | None = None
+    inflight: tuple[Operation, ...] = ()
+    traffic: tuple[Operation, ...] = ()
+
+    @property
+    def killed(self) -> bool:
+        if self.sigkilled is not None:
+            return self.sigkilled
+        return self.exit_code == SIGKILL_EXIT
+
+    @property
+    def start(self) -> float | None:
+        """Where the shutdown starts on the record's clock: deletion, else preStop, else SIGTERM."""
+        for t in (self.deletion_at, self.prestop_start, self.sigterm_at):
+            if t is not None:
+                return t
+        return None
+
+    @classmethod
+    def from_events(
+        cls,
+        pod: str,
+        grace_seconds: float,
+        events: Mapping[str, float],
+        *,
+        deletion_at: float | None,
+        exit_at: float | None = None,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        sigkilled: bool | None = None,
+        prestop_expected: bool = True,
+        inflight: Sequence[Operation] = (),
+        traffic: Sequence[Operation] = (),
+    ) -> "TerminationRecord":
+        """Build from the sample app's lifecycle event times ({"sigterm": t, ...}, one clock).
+
+        An explicit exit_at (the runtime's finishedAt) wins over the app's own "exit" event,
+        because a SIGKILLed app never records one.
+        """
+        return cls(
+            pod=pod,
+            grace_seconds=grace_seconds,
+            deletion_at=deletion_at,
+            prestop_expected=prestop_expected,
+            prestop_start=events.get("prestop-start"),
+            prestop_end=events.get("prestop-end"),
+            sigterm_at=events.get("sigterm", events.get("sigint")),
+            shutdown_began_at=events.get("listener-closed"),
+            drained_at=events.get("inflight-drained"),
+            exit_at=exit_at if exit_at is not None else events.get("exit"),
+            exit_code=exit_code,
+            reason=reason,
+            sigkilled=sigkilled,
+            inflight=tuple(inflight),
+            traffic=tuple(traffic),
+        )
+
+
+# -- evidence -> TerminationRecord ---------------------------------------------------------------
+
+def app_lifecycle(ev: PodEvidence) -> AppLifecycle | None:
+    """The app's own lifecycle record from its termination message, if it wrote one."""
+    text = ev.message.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        life = parse_lifecycle(text)
+    except ValueError:
+        return None
+    return life if life.events else None
+
+
+def lifecycle_times(life: AppLifecycle, clock: Recorder) -> dict[str, float]:
+    """Event times on the test's clock. CLOCK_MONOTONIC is used when the app shares this host's
+    kernel, which shows as the same wall-minus-monotonic offset (kind nodes are containers)."""
+    offset = clock.wall0 - clock.mono0
+    first = life.events[0]
+    if first.mono > 0 and abs((first.time - first.mono) - offset) < 0.5:
+        return life.times("mono")
+    return life.times("wall", offset=-offset)
+
+
+def exit_estimate(ev: PodEvidence, clock: Recorder) -> float | None:
+    """The container's exit on the test's clock from finishedAt (+-0.5 s, see module docstring)."""
+    if ev.finished_wall is None:
+        return ev.terminated_seen_at
+    est = clock.mono0 + (ev.finished_wall - clock.wall0) + FINISHED_AT_RESOLUTION_S / 2
+    return min(est, ev.terminated_seen_at) if ev.terminated_seen_at is not None else est
+
+
+def in_flight_at(ops: Iterable[Operation], pod: str, at: float) -> list[Operation]:
+    """Slow requests that `pod` was serving at time `at` (the pod is in Operation.result, from X-Pod)."""
+    return [o for o in ops if o.result == pod and o.start <= at <= o.end]
+
+
+def termination_record(ev: PodEvidence, clock: Recorder, *, requested_at: float | None = None,
+                       slow: Sequence[Operation] = (), traffic: Sequence[Operation] = (),
+                       grace_fallback: float | None = None) -> TerminationRecord:
+    """Everything observed about one pod's end, on the test's clock, ready for check_shutdown.
+
+    requested_at: when this process asked for the deletion (delete/evict); without it (a rollout,
+    where the controller deletes) the watch's first sight of the deletionTimestamp is used.
+    slow: all slow-request operations; the ones this pod was serving at deletion are its in-flight set.
+    traffic: all continuous-load operations; the checker windows them around this termination.
+    """
+    life = app_lifecycle(ev)
+    times = lifecycle_times(life, clock) if life is not None else {}
+    deletion_at = requested_at if requested_at is not None else ev.deletion_seen_at
+    exit_at = times.get("exit") if "exit" in times else exit_estimate(ev, clock)
+    # A preStop run is observable only through the app's record (or a FailedPreStopHook event).
+    failed_hook = any(e.reason == "FailedPreStopHook" for e in ev.events)
+    prestop_expected = ev.prestop_hook and (life is not None or failed_hook)
+    grace = ev.grace_seconds if ev.grace_seconds is not None else grace_fallback
+    if grace is None:
+        raise ValueError(f"pod {ev.pod}: no grace period known (neither the deletion nor the pod spec gave one)")
+    return TerminationRecord.from_events(
+        ev.pod, grace, times, deletion_at=deletion_at, exit_at=exit_at, exit_code=ev.exit_code, reason=ev.reason,
+        prestop_expected=prestop_expected,
+        inflight=in_flight_at(slow, ev.pod, deletion_at) if deletion_at is not None else (),
+        traffic=traffic,
+    )
