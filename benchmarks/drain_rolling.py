@@ -27,29 +27,19 @@ from kubedrill.cluster.handle import Cluster  # noqa: E402
 from kubedrill.disrupt.node import RollingDrain  # noqa: E402
 from kubedrill.load import LoadRunner  # noqa: E402
 from kubedrill.record import Recorder  # noqa: E402
-from kubedrill.workload import apply  # noqa: E402
+from kubedrill.workload.deploy import deployed, wait_workload_ready  # noqa: E402
 from kubedrill.workload.sample import build_sample_image, sample_workload  # noqa: E402
-from kubedrill.workload.spec import render_manifests  # noqa: E402
 
 BEFORE_S, AFTER_S = 8.0, 6.0
 
 
 def one_run(cluster: Cluster, image: str, users: int, rate: float, keep_alive: bool) -> str:
-    from fixtures.workload import ensure_images
-
     spec = sample_workload("graceful", replicas=3, grace_seconds=15, prestop_seconds=3, image=image, min_available=2)
-    ns = apply.unique_namespace("bench-drain")
-    spec = spec.in_namespace(ns)
-    ensure_images(cluster, spec)
-    apply.create_namespace(cluster, ns)
-    try:
-        apply.apply_docs(cluster, render_manifests(spec), ns)
-        apply.wait_deployment_available(cluster, ns, spec.name, timeout=240)
-        url = f"http://127.0.0.1:{cluster.host_port(spec.node_port or 30080, cluster.control_planes[0])}"
-        apply.wait_http(url, timeout=60)
+    with deployed(cluster, spec, purpose="bench-drain", expose_service=True, wait_deleted=False) as d:
+        url = d.base_url
         rec = Recorder("bench")
         drain = RollingDrain(cluster, cluster.workers, drain_timeout_s=120, maintenance_s=3.0,
-                             settle=lambda: apply.wait_deployment_available(cluster, ns, spec.name, timeout=120),
+                             settle=lambda: wait_workload_ready(cluster, d.namespace, d.kind, d.name, timeout=120),
                              recorder=rec)
         with LoadRunner(url, users=users, rate=rate, run_time=600, max_requests=int(rate * 720), recorder=rec,
                         keep_alive=keep_alive, start_timeout=60) as load:
@@ -71,10 +61,6 @@ def one_run(cluster: Cluster, image: str, users: int, rate: float, keep_alive: b
         return (f"{len(ops):8d} {failed:7d} {drains:>13s} {drain.window.duration:7.1f} {rate:7.0f} "
                 f"{' '.join(f'{r:5.1f}' for r in rates):>12s} {'yes' if within else 'NO':>7s}"
                 + (f"   drain failed: {drain.failed}" if drain.failed else ""))
-    finally:
-        cluster.kubectl("delete", "service", spec.service or spec.name, "-n", ns, "--ignore-not-found", timeout=60,
-                        check=False)
-        apply.delete_namespace(cluster, ns, wait=False)
 
 
 def main() -> None:

@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "suites" / "shutdown"))
 
 from kubedrill.cluster.handle import Cluster  # noqa: E402
-from kubedrill.disrupt.pod import DeletePod, live_pods, workload_ready  # noqa: E402
+from kubedrill.disrupt.pod import DeletePod  # noqa: E402
+from kubedrill.workload.deploy import live_pods, workload_ready  # noqa: E402
 from kubedrill.observe.pods import PodWatch
 from kubedrill.record.termination import termination_record  # noqa: E402
 from kubedrill.record import Recorder  # noqa: E402

@@ -1,20 +1,33 @@
-"""A disruption is an object with inject and heal side by side, and health checks around them.
+"""The one disruption protocol: inject, verify that it took effect, heal -- side by side, always healed.
 
     with DrainNode(cluster, node).applied(recorder) as d:
         ...  # load keeps running
     d.window  # when it was applied, on the record's clock
+    d.effect  # the disruption's own evidence that it took effect (pods evicted, member paused, ...)
 
-`applied()` checks health first (a broken system makes the test inconclusive, not failed),
-records `disruption-start` / `disruption-end` events, and always heals, even on Ctrl-C.
-`effect` holds the disruption's own evidence that it took effect (e.g. pods evicted); suites must
-check it before judging anything else.
+`applied()`:
+  1. refuses to start where the disruption cannot run (`available()`), or when the system is not
+     healthy before it (`healthy()`): the drill would measure an already broken system;
+  2. records `disruption-start`, runs `inject()`, records `disruption-injected`;
+  3. runs `verify()`: a disruption that shows no effect (a drain that evicted nothing, a freeze the
+     kernel refused) makes every verdict after it meaningless;
+  4. yields, then always runs `heal()` -- also on an exception and on Ctrl-C -- and records
+     `disruption-end`; checks health again after the heal.
+
+The failures of steps 1 and 3 are `Inconclusive`: the pytest plugin reports such a test as UNKNOWN
+(not a FAIL of the workload, and never a PASS), with the reason. A failure to heal or an unhealthy
+system after the heal is a `DisruptionError`: a real problem the run must show.
+
+Every disruption registers under a name (`@register("drain")`); suites and the run config name
+disruptions from the registry (`lookup(name)`), so an unknown name is one clear error listing the
+known ones.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Callable, ClassVar, Iterator, TypeVar
 
 from kubedrill.record import Recorder, Window
 
@@ -23,8 +36,24 @@ class DisruptionError(RuntimeError):
     """The disruption could not be applied or healed; the message says which phase."""
 
 
+class Inconclusive(DisruptionError):
+    """The drill cannot judge the workload: reported as UNKNOWN with this reason, never as PASS."""
+
+
+class NotAvailable(Inconclusive):
+    """The disruption cannot run on this cluster (e.g. it needs node access)."""
+
+
+class UnhealthyBefore(Inconclusive):
+    """The system was not healthy before the disruption: nothing it showed would be the disruption's doing."""
+
+
+class NotEffective(Inconclusive):
+    """The disruption ran but shows no effect: there is nothing to judge."""
+
+
 class Disruption(abc.ABC):
-    name: str = "disruption"
+    name: ClassVar[str] = "disruption"
 
     def __init__(self) -> None:
         self.window: Window | None = None
@@ -43,6 +72,10 @@ class Disruption(abc.ABC):
     @abc.abstractmethod
     def inject(self) -> None: ...
 
+    def verify(self) -> tuple[bool, str]:
+        """(took effect, the evidence seen). Called right after inject(); default: trust inject()."""
+        return True, "not verified beyond inject()"
+
     @abc.abstractmethod
     def heal(self) -> None: ...
 
@@ -51,11 +84,11 @@ class Disruption(abc.ABC):
         rec = recorder or Recorder(self.name)
         why = self.available()
         if why:
-            raise DisruptionError(f"{self.name}: not available here: {why}")
+            raise NotAvailable(f"{self.name}: not available here: {why}")
         if check_health:
             ok, seen = self.healthy()
             if not ok:
-                raise DisruptionError(f"{self.name}: system unhealthy before injection: {seen}")
+                raise UnhealthyBefore(f"{self.name}: system unhealthy before injection: {seen}")
         start = rec.now()
         rec.event("disruption-start", self.name)
         healed = False
@@ -63,6 +96,10 @@ class Disruption(abc.ABC):
             self.inject()
             self.inject_s = rec.now() - start
             rec.event("disruption-injected", self.name, **{k: str(v) for k, v in self.effect.items()})
+            took, evidence = self.verify()
+            self.effect.setdefault("verified", evidence)
+            if not took:
+                raise NotEffective(f"{self.name}: did not take effect: {evidence}")
             yield self
             h0 = rec.now()
             self.heal()
@@ -79,3 +116,35 @@ class Disruption(abc.ABC):
             ok, seen = self.healthy()
             if not ok:
                 raise DisruptionError(f"{self.name}: system unhealthy after heal: {seen}")
+
+
+D = TypeVar("D", bound=type[Disruption])
+REGISTRY: dict[str, type[Disruption]] = {}
+
+
+def register(name: str) -> Callable[[D], D]:
+    """Class decorator: the disruption is known under `name` (also its `name` attribute)."""
+    def deco(cls: D) -> D:
+        if name in REGISTRY and REGISTRY[name] is not cls:
+            raise ValueError(f"disruption name {name!r} is taken by {REGISTRY[name].__qualname__}")
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def lookup(name: str) -> type[Disruption]:
+    """The disruption registered as `name`; an unknown name names the known ones."""
+    _load_all()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no disruption named {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def _load_all() -> None:
+    """Import the modules that register disruptions (they are imported lazily elsewhere)."""
+    import importlib
+
+    for mod in ("node", "pod", "etcd_faults", "cluster_etcd", "upgrade"):
+        importlib.import_module(f"kubedrill.disrupt.{mod}")

@@ -18,40 +18,10 @@ from typing import Literal
 from kubedrill.cluster.handle import Cluster, CommandFailed
 from kubedrill.cluster.waits import until
 from kubedrill.disrupt.base import Disruption, DisruptionError
+from kubedrill.workload.deploy import live_pods, workload_ready
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 CAUSES: tuple[str, ...] = ("delete", "evict", "rollout-restart")
-
-
-def workload_ready(cluster: Cluster, namespace: str, kind: str, name: str) -> tuple[bool, str]:
-    """(all replicas updated, ready and available, what is seen) for a Deployment/StatefulSet/DaemonSet."""
-    apps = cluster.apps()
-    if kind == "Deployment":
-        d = apps.read_namespaced_deployment(name, namespace)
-        want, st = d.spec.replicas or 0, d.status
-        ok = ((st.observed_generation or 0) >= (d.metadata.generation or 0)
-              and (st.updated_replicas or 0) >= want and (st.available_replicas or 0) >= want
-              and (st.ready_replicas or 0) >= want)
-        return ok, (f"deployment {name}: desired {want}, updated {st.updated_replicas or 0}, ready "
-                    f"{st.ready_replicas or 0}, available {st.available_replicas or 0}")
-    if kind == "StatefulSet":
-        s = apps.read_namespaced_stateful_set(name, namespace)
-        want, st = s.spec.replicas or 0, s.status
-        ok = (st.ready_replicas or 0) >= want and st.current_revision == st.update_revision
-        return ok, f"statefulset {name}: desired {want}, ready {st.ready_replicas or 0}, revision {st.current_revision}->{st.update_revision}"
-    if kind == "DaemonSet":
-        ds = apps.read_namespaced_daemon_set(name, namespace)
-        st = ds.status
-        want = st.desired_number_scheduled or 0
-        ok = (st.number_ready or 0) >= want and (st.updated_number_scheduled or 0) >= want
-        return ok, f"daemonset {name}: desired {want}, ready {st.number_ready or 0}, updated {st.updated_number_scheduled or 0}"
-    raise ValueError(f"workload kind {kind!r} is not one of Deployment, StatefulSet, DaemonSet")
-
-
-def live_pods(cluster: Cluster, namespace: str, selector: str) -> list[str]:
-    """Names of the selected pods that are not already being deleted, sorted."""
-    pods = cluster.core().list_namespaced_pod(namespace, label_selector=selector).items
-    return sorted(p.metadata.name for p in pods if p.metadata.deletion_timestamp is None)
 
 
 class _WorkloadPods(Disruption):

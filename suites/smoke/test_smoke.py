@@ -28,23 +28,13 @@ pytestmark = [pytest.mark.needs_docker]
 @pytest.fixture(scope="module")
 def app(cluster: Cluster, sample_image: str, request: pytest.FixtureRequest):
     """The sample app, 3 replicas, deployed once for this module (deleted at module end)."""
-    from kubedrill.workload import apply
-    from fixtures.workload import ensure_images
-    from kubedrill.workload.spec import render_manifests
+    from fixtures.workload import keep_namespaces
+    from kubedrill.workload.deploy import deployed
 
     spec = sample_workload("graceful", replicas=3, grace_seconds=15, prestop_seconds=2, image=sample_image,
                            min_available=1)
-    ns = apply.unique_namespace("smoke")
-    spec = spec.in_namespace(ns)
-    ensure_images(cluster, spec)
-    apply.create_namespace(cluster, ns)
-    try:
-        apply.apply_docs(cluster, render_manifests(spec), ns)
-        apply.wait_deployment_available(cluster, ns, spec.name, timeout=240)
-        yield spec
-    finally:
-        if not request.config.getoption("keep_cluster"):
-            apply.delete_namespace(cluster, ns, wait=True)
+    with deployed(cluster, spec, purpose="smoke", keep=keep_namespaces(request.config)) as d:
+        yield d.spec
 
 
 def _selector(spec: WorkloadSpec) -> str:

@@ -147,24 +147,16 @@ def upgrade_cluster(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup, ex
 @pytest.fixture(scope="module")
 def upgrade_workload(pytestconfig: pytest.Config, upgrade_cluster: Cluster, sample_image: str) -> Iterator[WorkloadSpec]:
     """The workload kept available through the upgrade: --workload's spec, else the graceful sample app (3 replicas, PDB)."""
-    from fixtures.workload import ensure_images
-    from kubedrill.workload import apply
+    from fixtures.workload import keep_namespaces
+    from kubedrill.workload.deploy import deployed
     from kubedrill.workload.sample import sample_workload
-    from kubedrill.workload.spec import load_workload, render_manifests
+    from kubedrill.workload.spec import load_workload
 
     path = pytestconfig.getoption("workload")
     spec = load_workload(path) if path else sample_workload("graceful", replicas=3, image=sample_image)
     if spec.node_port is None:
         pytest.fail(f"workload {spec.name!r} has no NodePort Service: the load reaches it through a node port mapped "
                     "to 127.0.0.1 (30080-30082)", pytrace=False)
-    ns = apply.unique_namespace("upgrade")
-    spec = spec.in_namespace(ns)
-    ensure_images(upgrade_cluster, spec)
-    apply.create_namespace(upgrade_cluster, ns)
-    try:
-        apply.apply_docs(upgrade_cluster, render_manifests(spec), ns)
-        apply.wait_deployment_available(upgrade_cluster, ns, spec.name, timeout=300)
-        yield spec
-    finally:
-        if not pytestconfig.getoption("keep_cluster"):
-            apply.delete_namespace(upgrade_cluster, ns, wait=False)
+    with deployed(upgrade_cluster, spec, purpose="upgrade", keep=keep_namespaces(pytestconfig), wait_deleted=False,
+                  timeout=300) as d:
+        yield d.spec
