@@ -2,9 +2,11 @@
 
     kubedrill run [-c kubedrill.yaml] [--suite drain ...] [options] [-- extra pytest args]
     kubedrill report [reports/latest/results.json] [-o report.html]
-    kubedrill config [kubedrill.yaml]          validate a config and print it resolved
-    kubedrill doctor [...]                     check this host (kubedrill.cluster.doctor)
-    kubedrill build [...]                      build and cache images offline (kubedrill.cluster)
+    kubedrill config [kubedrill.yaml] [options]   validate a config and print it resolved
+    kubedrill doctor [...]                        check this host (kubedrill.cluster.doctor)
+    kubedrill build [--with-upgrade-source]       build and cache node images offline (kubedrill.cluster.setup)
+
+`run` and `config` take the options of kubedrill/options.py, which a pytest run takes too.
 
 `run` validates the config, prepares the host (engine, kind, node image), runs the chosen suites
 in one pytest session (so there is one report), prints the gate table and exits non-zero unless
@@ -30,7 +32,8 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from kubedrill.config import SUITES, ConfigError, RunConfig, load_config, parse_set, suite_dir
+from kubedrill import options
+from kubedrill.config import ConfigError, RunConfig, suite_dir
 from kubedrill.report.meta import COMMAND_ENV, REPO_ROOT
 
 EXIT_NOTHING_CHECKED = 5
@@ -51,33 +54,13 @@ class Progress:
 
 # --- argument parsing ------------------------------------------------------------------------------
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by `run` and `config`; the same names as the pytest plugin's options."""
-    p.add_argument("-c", "--config", dest="kd_config", default=os.environ.get("KUBEDRILL_CONFIG"),
-                   help="run config (YAML); see kubedrill/config.py for the fields")
-    p.add_argument("--suite", action="append", dest="suites", metavar="NAME",
-                   help=f"suite to run (repeatable; default: the config's): {', '.join(SUITES)}")
-    p.add_argument("--cluster-config", help="kind cluster config: single | three-node | ha")
-    p.add_argument("--k8s-version", help="Kubernetes version (default: clusters/versions.env)")
-    p.add_argument("--node-image", help="kind node image to use")
-    p.add_argument("--kubeconfig", help="use this existing cluster instead of creating a kind cluster")
-    p.add_argument("--context", help="kubeconfig context of the existing cluster")
-    p.add_argument("--allow-disruptive-on", metavar="CONTEXT",
-                   help="name the existing context on which disruptive suites may run")
-    p.add_argument("--keep-cluster", action="store_true", help="do not delete kind clusters at the end")
-    p.add_argument("--workload", help="workload spec (YAML) to test instead of the config's / the sample app")
-    p.add_argument("--kd-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config field, e.g. --kd-set slo.availability=0.99")
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kubedrill", description="Rehearse cluster maintenance and gate a release "
                                  "on the result.", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=(__doc__ or "").split("\n\n", 1)[1])
     sub = ap.add_subparsers(dest="command", metavar="{run,report,config,doctor,build}")
     run = sub.add_parser("run", help="set up, run the suites, write the report, exit by the gate")
-    _add_config_args(run)
-    run.add_argument("--reports-dir", help="where latest/ and the dated copies go (default: config, else reports)")
+    options.add_to_argparse(run)
     run.add_argument("--no-setup", action="store_true", help="skip host setup (engine, kind, node image)")
     run.add_argument("-n", "--workers", help="pytest-xdist workers (e.g. 2 or auto); tests grouped by xdist_group")
     run.add_argument("--dry-run", action="store_true", help="print the pytest command instead of running it")
@@ -87,39 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", help="HTML file to write (default: report.html next to results.json)")
     rep.add_argument("--demo", action="store_true", help="render a made-up run (to look at the report layout)")
     cfg = sub.add_parser("config", help="validate a config and print it with defaults filled in")
-    _add_config_args(cfg)
+    cfg.add_argument("file", nargs="?", metavar="FILE", help="the config file (the same as -c FILE)")
+    options.add_to_argparse(cfg)
     sub.add_parser("doctor", help="check this host can run kubedrill (args passed through)", add_help=False)
     sub.add_parser("build", help="build and cache images offline (args passed through)", add_help=False)
     return ap
 
 
-# Run/config option -> dotted config key (the same mapping the pytest plugin applies).
-_OVERRIDES = {
-    "cluster_config": "cluster.kind_config", "k8s_version": "cluster.k8s_version",
-    "node_image": "cluster.node_image", "kubeconfig": "cluster.kubeconfig", "context": "cluster.context",
-    "allow_disruptive_on": "cluster.allow_disruptive_on", "keep_cluster": "cluster.keep",
-}
-
-
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig the run will use: file, then command-line options (raises ConfigError)."""
-    overrides: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for dest, key in _OVERRIDES.items():
-        value = getattr(args, dest, None)
-        if value not in (None, False):
-            overrides[key] = value
-            origins[key] = "--" + dest.replace("_", "-")
-    if getattr(args, "workload", None):
-        overrides["workloads"] = [{"spec": args.workload}]
-        origins["workloads"] = "--workload"
-    if getattr(args, "suites", None):
-        overrides["suites"] = [s for item in args.suites for s in item.split(",") if s]
-        origins["suites"] = "--suite"
-    for key, value in parse_set(args.kd_set).items():
-        overrides[key] = value
-        origins[key] = f"--kd-set {key}"
-    return load_config(args.kd_config, overrides, origins)
+    return options.run_config(vars(args))
 
 
 # --- run -------------------------------------------------------------------------------------------
@@ -138,27 +98,13 @@ def suite_paths(rc: RunConfig, root: Path | None = None) -> tuple[list[Path], li
     return found, missing
 
 
-def pytest_command(args: argparse.Namespace, rc: RunConfig, paths: Sequence[Path], reports_dir: Path) -> list[str]:
+def pytest_command(args: argparse.Namespace, paths: Sequence[Path], reports_dir: Path) -> list[str]:
     """The pytest invocation for a run: suite folders plus the options the user gave (the plugin
     re-reads the config file itself, so only explicit overrides are passed through)."""
     # --rootdir pins conftest loading and nodeids (suites/drain/...) to the checkout.
     cmd = [sys.executable, "-m", "pytest", "--rootdir", str(REPO_ROOT), *(str(p) for p in paths)]
-    if args.kd_config:
-        cmd += ["--kd-config", str(Path(args.kd_config).resolve())]
-    for dest in _OVERRIDES:
-        value = getattr(args, dest, None)
-        flag = "--" + dest.replace("_", "-")
-        if value is True:
-            cmd.append(flag)
-        elif value not in (None, False):
-            cmd += [flag, str(Path(value).resolve()) if dest == "kubeconfig" else str(value)]
-    if args.workload:
-        cmd += ["--workload", str(Path(args.workload).resolve())]
-    for item in args.kd_set:
-        cmd += ["--kd-set", item]
-    if args.suites:  # so kd_config.suites in the session matches what runs
-        cmd += ["--kd-set", f"suites=[{', '.join(rc.suites)}]"]
-    cmd += ["--reports-dir", str(reports_dir), "--kd-progress", "-v", "-rfEs"]
+    cmd += options.pytest_args({**vars(args), "reports_dir": str(reports_dir)})
+    cmd += ["--kd-progress", "-v", "-rfEs"]
     if args.workers:
         cmd += ["-n", str(args.workers), "--dist", "loadgroup"]
     extra = list(args.pytest_args or [])
@@ -212,7 +158,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"kubedrill: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    reports_dir = Path(args.reports_dir or rc.reports_dir).resolve()
+    reports_dir = Path(rc.reports_dir).resolve()
     say(f"config: {rc.source or 'defaults'}; suites: {', '.join(rc.suites)}; cluster: "
         + (f"existing {rc.cluster.context or rc.cluster.kubeconfig}" if rc.cluster.existing
            else f"kind {rc.cluster.kind_config}"))
@@ -223,7 +169,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"kubedrill: none of the requested suites exist under {REPO_ROOT / 'suites'} "
               f"({', '.join(rc.suites)}): nothing to run, so the gate cannot pass", file=sys.stderr)
         return EXIT_NOTHING_CHECKED
-    cmd = pytest_command(args, rc, paths, reports_dir)
+    cmd = pytest_command(args, paths, reports_dir)
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
@@ -287,6 +233,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.file and args.kd_config and args.file != args.kd_config:
+        print(f"kubedrill config: FILE ({args.file}) and -c/--config ({args.kd_config}) name different files; "
+              "give the file once", file=sys.stderr)
+        return EXIT_USAGE
+    args.kd_config = args.file or args.kd_config
     try:
         rc = resolve_config(args)
     except ConfigError as exc:
@@ -296,23 +247,20 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def delegate(module: str, argv: list[str], fallback: str | None = None) -> int:
-    """Run `module.main(argv)` (the lead's cluster tooling), imported only when asked for."""
-    for name in (module, fallback):
-        if not name:
-            continue
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        main = getattr(mod, "main", None)
-        if callable(main):
-            return int(main(argv) or 0)
-    print(f"kubedrill: {module}.main is not available in this checkout (the cluster tooling provides it)",
-          file=sys.stderr)
-    return EXIT_USAGE
+def delegate(module: str, argv: list[str]) -> int:
+    """Run `module.main(argv)` (the cluster tooling), imported only when asked for."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        mod = None
+    main = getattr(mod, "main", None)
+    if not callable(main):
+        print(f"kubedrill: {module}.main is not available in this checkout (the cluster tooling provides it)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return int(main(argv) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["doctor"]:
         return delegate("kubedrill.cluster.doctor", argv[1:])
     if argv[:1] == ["build"]:
-        return delegate("kubedrill.cluster.images", argv[1:], fallback="kubedrill.cluster.setup")
+        return delegate("kubedrill.cluster.setup", argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":

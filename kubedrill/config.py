@@ -16,17 +16,20 @@ Example (every key is optional)::
     workloads:
       - name: web
         spec: workloads/web.yaml     # a WorkloadSpec file, read by kubedrill.workload
-      - name: api
-        manifests: [deploy/api.yaml]
-        service: api
-        ports: [8080]
-        paths: [/healthz]
+      - spec: workloads/api.yaml     # name defaults to the file's stem: api
         slo: {availability: 0.99}    # per-workload override of the global slo
-    slo:
+    slo:                             # defaults shown; each field says which suites read it
       availability: 0.999
       max_failed_requests: 0
       grace_budget_ratio: 0.8
+      min_load_rps: 5.0
+      max_lost_writes: 0
+      max_unavailability_s: 3.0
+      max_election_s: 5.0
     suites: [smoke, drain, shutdown]
+    reports_dir: reports
+
+Command-line options that set these fields are declared in kubedrill/options.py.
 """
 
 from __future__ import annotations
@@ -42,9 +45,19 @@ import yaml
 CONFIG_VERSION = 1
 KIND_CONFIGS: tuple[str, ...] = ("single", "three-node", "ha")
 SUITES: tuple[str, ...] = ("smoke", "etcd", "shutdown", "drain", "cluster-etcd", "upgrade")
-# Suites that change the state of the cluster they run on (nodes drained, etcd restored, nodes
-# upgraded). On an existing cluster they need `allow_disruptive_on: <context>`.
 DISRUPTIVE_SUITES: frozenset[str] = frozenset({"drain", "cluster-etcd", "upgrade"})
+"""The one definition of "disruptive": a suite that changes the state of the Kubernetes cluster it
+runs on (drains or reboots nodes, restores etcd, upgrades nodes).
+
+It guards an *existing attached cluster* (`cluster.kubeconfig`), which may be someone's real
+cluster: there a disruptive suite runs only when `cluster.allow_disruptive_on` spells out the
+context, and the default suite list leaves them out. A kind cluster kubedrill creates is its own
+to break. The standalone etcd suite is not disruptive: it never touches a Kubernetes cluster, only
+etcd containers it starts itself. This frozenset is the only list: the pytest plugin marks every
+test of these suites `disruptive`, and the `cluster` fixture skips a marked test on an attached
+cluster without the allowance. A single test of another suite may carry the marker itself (the
+smoke suite's cordon/drain check); a whole module may not (tests/unit/test_config.py checks).
+"""
 
 
 def suite_dir(name: str) -> str:
@@ -66,13 +79,20 @@ class ConfigError(ValueError):
 class SLOConfig:
     """Thresholds the checkers judge against. Defaults are strict: a gate should be loosened on purpose."""
 
-    availability: float = 0.999  # fraction of requests that must succeed during a disruption
-    max_failed_requests: int = 0  # absolute cap on failed requests during a disruption
-    grace_budget_ratio: float = 0.8  # a pod must exit within this fraction of its grace period
-    max_lost_writes: int = 0  # acknowledged writes missing after a fault or a restore
-    max_unavailability_s: float = 10.0  # longest etcd write outage tolerated during a fault
-    max_election_s: float = 5.0  # longest etcd leader election tolerated
-    min_load_rps: float = 5.0  # below this the load is too thin for the verdict to mean anything
+    # Workload traffic (shutdown, drain, upgrade suites).
+    availability: float = 0.999  # fraction of requests that must succeed during a disruption (drain, upgrade)
+    max_failed_requests: int = 0  # absolute cap on failed requests during a disruption (shutdown, upgrade)
+    grace_budget_ratio: float = 0.8  # a pod must exit within this fraction of its grace period (shutdown)
+    min_load_rps: float = 5.0  # below this the load is too thin for the verdict to mean anything (drain, upgrade)
+    # The standalone etcd suite (faults, partitions, quorum loss).
+    max_lost_writes: int = 0  # acknowledged writes not read back at their revision after a fault
+    max_unavailability_s: float = 3.0  # longest write outage during a fault, not counting a leader election
+    max_election_s: float = 5.0  # longest time from a fault to a new leader
+
+    def etcd_outage_allowed(self, leader_changes: bool) -> float:
+        """The longest etcd write outage a fault may cause. Writes wait for a new leader when the
+        fault removes the old one, so such a fault also gets max_election_s on top."""
+        return self.max_unavailability_s + (self.max_election_s if leader_changes else 0.0)
 
 
 @dataclass(frozen=True)
@@ -99,18 +119,12 @@ class ClusterConfig:
 
 @dataclass(frozen=True)
 class WorkloadConfig:
-    """One application under test. `spec` points to a WorkloadSpec YAML read by kubedrill.workload;
-    the inline fields describe simple cases; `extra` carries any other keys through untouched."""
+    """One application under test: a WorkloadSpec YAML (read by kubedrill.workload, which holds the
+    manifests, Service and paths) and the SLO it is judged by."""
 
     name: str
-    spec: str | None = None
-    manifests: tuple[str, ...] = ()
-    namespace: str | None = None
-    service: str | None = None
-    ports: tuple[int, ...] = ()
-    paths: tuple[str, ...] = ()
+    spec: str
     slo: SLOConfig = field(default_factory=SLOConfig)
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,8 +136,6 @@ class RunConfig:
     slo: SLOConfig = field(default_factory=SLOConfig)
     suites: tuple[str, ...] = SUITES
     reports_dir: str = "reports"
-    seed: int = 1
-    load: Mapping[str, Any] = field(default_factory=dict)  # carried to kubedrill.load as is
     source: str | None = None  # the file it came from, if any
     # Dotted keys set by the file or an override (not defaulted), e.g. {"cluster.kind_config"}:
     # lets the pytest plugin fill only the options the user actually chose.
@@ -132,8 +144,6 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["explicit"] = sorted(self.explicit)
-        d["workloads"] = [{**w, "extra": dict(w["extra"])} for w in d["workloads"]]
-        d["load"] = dict(self.load)
         return d
 
     def slo_for(self, workload: str | None) -> SLOConfig:
@@ -268,17 +278,6 @@ def _opt_str(p: _Problems, where: str, v: Any) -> str | None:
     return v
 
 
-def _str_list(p: _Problems, where: str, v: Any) -> tuple[str, ...]:
-    if v is None:
-        return ()
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-        p.add(where, f"expected a list of strings, got {v!r}")
-        return ()
-    return tuple(v)
-
-
 def _slo(p: _Problems, where: str, v: Any, base: SLOConfig) -> SLOConfig:
     d = _mapping(p, where, v)
     names = tuple(f.name for f in fields(SLOConfig))
@@ -338,7 +337,7 @@ def _cluster(p: _Problems, v: Any) -> ClusterConfig:
                          allow_disruptive_on=allow, keep=keep)
 
 
-_WORKLOAD_KEYS = ("name", "spec", "manifests", "namespace", "service", "ports", "paths", "slo")
+_WORKLOAD_KEYS = tuple(f.name for f in fields(WorkloadConfig))
 
 
 def _workloads(p: _Problems, v: Any, base_slo: SLOConfig) -> tuple[WorkloadConfig, ...]:
@@ -358,32 +357,17 @@ def _workloads(p: _Problems, v: Any, base_slo: SLOConfig) -> tuple[WorkloadConfi
         if not isinstance(entry, dict):
             p.add(where, f"expected a mapping or a path to a workload spec, got {_tname(entry)}")
             continue
+        _unknown_keys(p, where, entry, _WORKLOAD_KEYS)
+        if entry.get("spec") is None:
+            p.add(f"{where}.spec", "missing: name the workload's spec YAML (see suites/shutdown/example-workload.yaml)")
         spec = _opt_str(p, f"{where}.spec", entry.get("spec"))
-        manifests = _str_list(p, f"{where}.manifests", entry.get("manifests"))
-        if spec is None and not manifests:
-            p.add(where, "needs `spec` (a workload YAML) or `manifests` (Kubernetes manifests to apply)")
         name = _opt_str(p, f"{where}.name", entry.get("name")) or (Path(spec).stem if spec else f"workload-{i}")
         if name in seen:
             p.add(f"{where}.name", f"{name!r} is used by another workload; names must be unique")
         seen.add(name)
-        ports_raw = entry.get("ports", entry.get("port"))
-        if isinstance(ports_raw, int):
-            ports_raw = [ports_raw]
-        ports: tuple[int, ...] = ()
-        if ports_raw is not None:
-            if not isinstance(ports_raw, list) or not all(
-                    isinstance(x, int) and not isinstance(x, bool) and 0 < x < 65536 for x in ports_raw):
-                p.add(f"{where}.ports", f"expected a list of port numbers 1-65535, got {ports_raw!r}")
-            else:
-                ports = tuple(ports_raw)
-        extra = {k: val for k, val in entry.items() if k not in _WORKLOAD_KEYS and k != "port"}
-        out.append(WorkloadConfig(
-            name=name, spec=spec, manifests=manifests,
-            namespace=_opt_str(p, f"{where}.namespace", entry.get("namespace")),
-            service=_opt_str(p, f"{where}.service", entry.get("service")),
-            ports=ports, paths=_str_list(p, f"{where}.paths", entry.get("paths")),
-            slo=_slo(p, f"{where}.slo", entry.get("slo"), base_slo), extra=extra,
-        ))
+        slo = _slo(p, f"{where}.slo", entry.get("slo"), base_slo)
+        if spec is not None:
+            out.append(WorkloadConfig(name=name, spec=spec, slo=slo))
     return tuple(out)
 
 
@@ -409,7 +393,7 @@ def _suites(p: _Problems, v: Any, cluster: ClusterConfig) -> tuple[str, ...]:
     return tuple(out)
 
 
-_TOP_KEYS = ("version", "cluster", "workloads", "slo", "suites", "reports_dir", "seed", "load")
+_TOP_KEYS = ("version", "cluster", "workloads", "slo", "suites", "reports_dir")
 
 
 def validate(raw: Mapping[str, Any], source: str | None = None,
@@ -425,15 +409,10 @@ def validate(raw: Mapping[str, Any], source: str | None = None,
     workloads = _workloads(p, raw.get("workloads"), slo)
     suites = _suites(p, raw.get("suites"), cluster)
     reports_dir = _opt_str(p, "reports_dir", raw.get("reports_dir")) or "reports"
-    seed = raw.get("seed", 1)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        p.add("seed", f"expected a whole number, got {seed!r}")
-        seed = 1
-    load = _mapping(p, "load", raw.get("load"))
     if p.items:
         raise ConfigError(p.items, source)
     return RunConfig(cluster=cluster, workloads=workloads, slo=slo, suites=suites, reports_dir=reports_dir,
-                     seed=seed, load=load, source=source, explicit=frozenset(_dotted_keys(raw)))
+                     source=source, explicit=frozenset(_dotted_keys(raw)))
 
 
 def _dotted_keys(raw: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -11,7 +11,6 @@ For fixtures and suites: `kd_report` (the test's result), `kd_config` (the valid
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any, Generator
 
 import pytest
 
-from kubedrill.config import ConfigError, RunConfig, load_config, parse_set
+from kubedrill.config import DISRUPTIVE_SUITES, ConfigError, RunConfig, suite_dir
+from kubedrill.options import OPTIONS, add_to_pytest, run_config
 from kubedrill.report.model import TestResult
 
 RESULT_KEY = pytest.StashKey[TestResult]()
@@ -31,7 +31,8 @@ SESSION_META = pytest.StashKey[dict[str, Any]]()
 KD_CONFIG = pytest.StashKey[RunConfig]()
 
 MARKERS = {
-    "disruptive": "changes cluster state (drain, kill, restore); refused on an existing cluster unless allowed",
+    "disruptive": "changes the Kubernetes cluster it runs on; on an attached cluster only with --allow-disruptive-on "
+                  "(every test of a suite in kubedrill.config.DISRUPTIVE_SUITES carries it)",
     "conformance": "read-only or self-contained check; safe anywhere",
     "cluster(config)": "the kind cluster config a test needs: single, three-node or ha",
     "needs_docker": "needs a Docker engine",
@@ -42,74 +43,39 @@ MARKERS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("kubedrill")
-    g.addoption("--kd-config", default=os.environ.get("KUBEDRILL_CONFIG"), help="kubedrill run config (YAML)")
-    g.addoption("--cluster-config", default=None, help="kind cluster config name: single | three-node | ha")
-    g.addoption("--k8s-version", default=None, help="Kubernetes version of the kind node image (default: clusters/versions.env)")
-    g.addoption("--node-image", default=None, help="kind node image to use (default: upstream if pullable, else the local offline build)")
-    g.addoption("--kubeconfig", default=None, help="use an existing cluster instead of creating a kind cluster")
-    g.addoption("--context", default=None, help="kubeconfig context of the existing cluster")
-    g.addoption("--allow-disruptive-on", default=None, help="name the existing context on which disruptive suites may run")
-    g.addoption("--keep-cluster", action="store_true", help="do not delete kind clusters at the end (debugging)")
+    add_to_pytest(g)  # the options that set config fields, shared with `kubedrill run`
     g.addoption("--sample-mode", default="graceful",
                 help="the bundled sample app's SHUTDOWN_MODE when no --workload is given: graceful, ignores-sigterm, "
                      "slow-exit, abrupt, exit-nonzero, no-prestop (the shutdown suite also takes a comma list or 'all')")
-    g.addoption("--workload", default=None, help="workload spec (YAML) to test instead of the bundled sample app")
-    g.addoption("--reports-dir", default=os.environ.get("KUBEDRILL_REPORTS", "reports"), help="where reports/latest goes")
     g.addoption("--no-kd-reports", action="store_true", help="do not write reports/ (used by the project's meta-tests)")
-    g.addoption("--kd-set", action="append", default=[], metavar="KEY=VALUE",
-                help="override one config field, e.g. --kd-set slo.availability=0.99 (repeatable)")
     g.addoption("--kd-progress", action="store_true",
                 help="print a timestamped line when each test starts and ends (kubedrill run sets it)")
 
 
-# Command-line options that override config fields (dotted key -> option dest).
-_CONFIG_OPTIONS = {
-    "cluster.kind_config": "cluster_config",
-    "cluster.k8s_version": "k8s_version",
-    "cluster.node_image": "node_image",
-    "cluster.kubeconfig": "kubeconfig",
-    "cluster.context": "context",
-    "cluster.allow_disruptive_on": "allow_disruptive_on",
-    "cluster.keep": "keep_cluster",
-}
-
-
 def _load_run_config(config: pytest.Config) -> RunConfig:
     """The config file merged with command-line options; a bad config stops the run before any cluster."""
-    overrides: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for key, dest in _CONFIG_OPTIONS.items():
-        value = config.getoption(dest)
-        if value not in (None, False):
-            overrides[key] = value
-            origins[key] = "--" + dest.replace("_", "-")
-    workload = config.getoption("workload")
-    if workload:
-        overrides["workloads"] = [{"spec": workload}]
-        origins["workloads"] = "--workload"
     try:
-        for key, value in parse_set(config.getoption("kd_set")).items():
-            overrides[key] = value
-            origins[key] = f"--kd-set {key}"
-        return load_config(config.getoption("kd_config"), overrides, origins)
+        return run_config(vars(config.option))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
 
 
 def _fill_options_from_config(config: pytest.Config, rc: RunConfig) -> None:
-    """Options left unset take the config file's values, so fixtures that read options (cluster,
-    workload) follow the file; an option given on the command line always wins."""
-    for key, dest in _CONFIG_OPTIONS.items():
-        if key not in rc.explicit or config.getoption(dest) not in (None, False):
+    """Options left unset take the config's values, so fixtures that read options (cluster,
+    workload, reports dir) follow the file; an option given on the command line always wins.
+
+    Only fields the file (or an environment variable) set are filled: an unset option keeps
+    meaning "the fixture's default". The reports dir is always filled, since every reader needs one.
+    """
+    for o in OPTIONS:
+        if not o.in_pytest or o.key is None or config.getoption(o.dest) not in (None, False):
             continue
-        section, name = key.split(".")
-        setattr(config.option, dest, getattr(getattr(rc, section), name))
-    if "workloads" in rc.explicit and not config.getoption("workload") and len(rc.workloads) == 1 \
-            and rc.workloads[0].spec:
-        config.option.workload = rc.workloads[0].spec
-    if "reports_dir" in rc.explicit and config.getoption("reports_dir") == "reports" \
-            and not os.environ.get("KUBEDRILL_REPORTS"):
-        config.option.reports_dir = rc.reports_dir
+        if o.key == "workloads":
+            if "workloads" in rc.explicit and len(rc.workloads) == 1 and rc.workloads[0].spec:
+                setattr(config.option, o.dest, rc.workloads[0].spec)
+        elif o.key in rc.explicit or o.key == "reports_dir":
+            section, _, name = o.key.rpartition(".")
+            setattr(config.option, o.dest, getattr(getattr(rc, section) if section else rc, name))
 
 
 def _enable_pytest_html(config: pytest.Config, latest: Path) -> None:
@@ -138,6 +104,18 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.xmlpath:
             config.option.xmlpath = str(latest / "junit.xml")
         _enable_pytest_html(config, latest)
+
+
+_DISRUPTIVE_DIRS = frozenset(suite_dir(s) for s in DISRUPTIVE_SUITES)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of a disruptive suite `disruptive`, so the guard on an attached cluster (which
+    reads the marker) and the config's choice of suites follow the one list in kubedrill.config."""
+    for item in items:
+        if _suite_of(item) in _DISRUPTIVE_DIRS:
+            item.add_marker("disruptive")
 
 
 def _suite_of(item: pytest.Item) -> str:

@@ -35,12 +35,13 @@ def acknowledged_writes(history: Iterable[Operation]) -> list[tuple[Operation, s
     return out
 
 
-def check_lost_writes(history: Sequence[Operation]) -> Verdict:
+def check_lost_writes(history: Sequence[Operation], max_lost: int = 0) -> Verdict:
     """Every acknowledged write must be found at its revision when read back after the run.
 
     etcd keeps every revision until compaction, so `get key --rev R` must return exactly the
     acknowledged value with mod_revision R. Two acknowledged writes claiming the same key and
     revision with different values are also a loss (one of them was not really applied).
+    FAIL when more than `max_lost` are lost (the run config's slo.max_lost_writes, 0 by default).
     """
     name = "lost-writes"
     acked = acknowledged_writes(history)
@@ -67,11 +68,15 @@ def check_lost_writes(history: Sequence[Operation]) -> Verdict:
             lost.append(f"{op.key!r}@{rev}: acknowledged {value!r} to client {op.client}, read back {got!r} (mod_revision {mod})")
     figures = [Figure("acknowledged_writes", len(acked), "writes"), Figure("lost_writes", len(lost), "writes"),
                Figure("unverified_writes", unverified, "writes")]
-    if lost:
-        more = f" (+{len(lost) - 5} more)" if len(lost) > 5 else ""
-        return Verdict.fail(name, f"{len(lost)} of {len(acked)} acknowledged writes lost: " + "; ".join(lost[:5]) + more, figures)
+    listed = "; ".join(lost[:5]) + (f" (+{len(lost) - 5} more)" if len(lost) > 5 else "")
+    if len(lost) > max_lost:
+        return Verdict.fail(name, f"{len(lost)} of {len(acked)} acknowledged writes lost (allowed {max_lost}): {listed}",
+                            figures)
     if unverified:
         return Verdict.unknown(name, f"{unverified} of {len(acked)} acknowledged writes were not read back; cannot tell if they survived", figures)
+    if lost:
+        return Verdict.ok(name, f"{len(lost)} of {len(acked)} acknowledged writes lost, within the allowed {max_lost}: "
+                                f"{listed}", figures)
     return Verdict.ok(name, f"all {len(acked)} acknowledged writes read back at their revisions", figures)
 
 

@@ -1,4 +1,10 @@
-"""Bounded waits whose timeout errors say what was expected, what was seen, and what to try."""
+"""The one wait primitive: bounded polls whose timeout errors say what was expected, what was seen,
+and what to try (testcontainers' wait strategies), plus the cluster-readiness waits built on it.
+
+`until(what, probe, timeout)` polls `probe() -> (done, what I see)`; `wait_for` is the same loop for
+probes that return a value (or None while not there yet). A probe that knows waiting cannot help
+raises GiveUp, which ends the wait at once with the probe's reason.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,17 @@ import time
 from typing import Callable, TypeVar
 
 from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.states import node_conditions, node_ready
 
 T = TypeVar("T")
 
 
 class WaitTimeout(TimeoutError):
     pass
+
+
+class GiveUp(Exception):
+    """Raised by a probe that knows waiting longer cannot help (e.g. the process exited)."""
 
 
 def until(what: str, probe: Callable[[], tuple[bool, str]], timeout: float, interval: float = 2.0,
@@ -22,6 +33,8 @@ def until(what: str, probe: Callable[[], tuple[bool, str]], timeout: float, inte
     while True:
         try:
             done, seen = probe()
+        except GiveUp as exc:
+            raise WaitTimeout(f"gave up waiting for {what}: {exc}" + (f"\nHint: {hint}" if hint else "")) from exc
         except Exception as exc:  # noqa: BLE001 - a failing probe is an observation, not a crash
             done, seen = False, f"probe error: {exc!r}"
         if done:
@@ -40,12 +53,28 @@ def until(what: str, probe: Callable[[], tuple[bool, str]], timeout: float, inte
         time.sleep(interval)
 
 
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.1,
+             seen: Callable[[], str] | None = None, hint: str = "") -> T:
+    """`until` for a probe that returns the awaited value, or None while it is not there yet."""
+    got: list[T] = []
+
+    def step() -> tuple[bool, str]:
+        value = probe()
+        if value is not None:
+            got.append(value)
+            return True, repr(value)
+        return False, seen() if seen is not None else "no result yet"
+
+    until(what, step, timeout, interval=interval, hint=hint)
+    return got[-1]
+
+
 def node_summary(cluster: Cluster) -> tuple[bool, str]:
     nodes = cluster.core().list_node().items
     parts, ready = [], 0
     for n in nodes:
-        conds = {c.type: c.status for c in (n.status.conditions or [])}
-        ok = conds.get("Ready") == "True"
+        conds = node_conditions(n)
+        ok = node_ready(n)
         ready += ok
         flags = "" if not n.spec.unschedulable else ",SchedulingDisabled"
         parts.append(f"{n.metadata.name}=Ready:{conds.get('Ready', '?')}{flags}")

@@ -28,7 +28,8 @@ from typing import Callable, Iterator, Sequence
 import docker.errors
 
 from kubedrill.etcd.client import MemberStatus
-from kubedrill.etcd.cluster import EtcdCluster, Member, wait_for
+from kubedrill.cluster.waits import wait_for
+from kubedrill.etcd.cluster import EtcdCluster, Member
 from kubedrill.record import Recorder
 
 Picker = Callable[[EtcdCluster], list[Member]]

@@ -18,10 +18,9 @@ import logging
 import os
 import random
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Iterable, TypeVar
 
 import docker
 import docker.errors
@@ -30,6 +29,7 @@ from docker.types import EndpointConfig, IPAMConfig, IPAMPool
 from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 
+from kubedrill.cluster.waits import GiveUp, wait_for
 from kubedrill.etcd.client import EtcdClient, EtcdError, MemberStatus
 from kubedrill.etcd.tls import CONTAINER_PKI_DIR, CertAuthority, ClientTLS
 
@@ -60,35 +60,6 @@ def labels_for(run_id: str, cluster: str | None = None) -> dict[str, str]:
     if cluster:
         d[LABEL_CLUSTER] = cluster
     return d
-
-
-class GiveUp(Exception):
-    """Raised by a wait_for probe that knows waiting longer cannot help (e.g. the process exited)."""
-
-
-def wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.1, seen: Callable[[], str] | None = None,
-    hint: str = "",
-) -> T:
-    """Poll probe() until it returns something other than None; bounded by timeout.
-
-    The TimeoutError says what was expected, what was last seen and what to try.
-    """
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while True:
-        try:
-            got = probe()
-            if got is not None:
-                return got
-        except GiveUp as exc:
-            raise TimeoutError(f"expected {what}, but gave up early: {exc}." + (f" Try: {hint}" if hint else "")) from exc
-        except Exception as exc:  # noqa: BLE001 - a probe error is what we saw; keep polling
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            saw = seen() if seen else (repr(last_exc) if last_exc else "no result")
-            raise TimeoutError(f"expected {what} within {timeout:.0f}s; last seen: {saw}." + (f" Try: {hint}" if hint else ""))
-        time.sleep(interval)
 
 
 class Member:

@@ -6,6 +6,9 @@ the fault, keeps the load running through healing, then reads every acknowledged
 its revision. Verdicts: the fault took effect (the leader changed, measured), writes through
 the surviving members recovered, the history is linearizable per key, no acknowledged write
 was lost, and all members converged to equal `endpoint hashkv`.
+
+Limits come from the run config's SLO (`kd_config.slo`): max_election_s, max_lost_writes, and
+the survivors' write outage, max_unavailability_s plus max_election_s when the leader is replaced.
 """
 
 from __future__ import annotations
@@ -25,25 +28,26 @@ from kubedrill.check.etcd_checks import (
 )
 from kubedrill.check.linearizability import check_linearizable
 from kubedrill.check.verdict import Verdict, combine
+from kubedrill.config import RunConfig
 from kubedrill.disrupt.etcd_faults import EtcdFault, Freeze, Kill, KillLeader, Restart, Stop, followers, leader, settle
 from kubedrill.etcd.cluster import EtcdCluster
 from kubedrill.load.etcd_workload import EtcdWorkload, WorkloadConfig, readback
 from kubedrill.record import Recorder
 from kubedrill.report.model import TestResult
 
-pytestmark = [pytest.mark.needs_docker, pytest.mark.disruptive]
+pytestmark = [pytest.mark.needs_docker]
 
 OP_TIMEOUT = 2.0
 # ok ops/s required before the fault: at 10/s a 1 s outage still hits ~10 operations. The
 # nominal rate is 25/s per member; 10 leaves room for a loaded 2-core machine.
 MIN_RATE = 10.0
-# (size, fault factory, leader must change, longest write outage allowed through survivors)
-CASES: list[tuple[int, Callable[[], EtcdFault], bool, float]] = [
-    (3, KillLeader, True, 8.0),
-    (5, KillLeader, True, 8.0),
-    (3, lambda: Freeze(leader(), expect_new_leader=True), True, 8.0),
-    (3, lambda: Stop(followers(1)), False, 3.0),
-    (3, lambda: Restart(followers(1)), False, 3.0),
+# (size, fault factory, leader must change)
+CASES: list[tuple[int, Callable[[], EtcdFault], bool]] = [
+    (3, KillLeader, True),
+    (5, KillLeader, True),
+    (3, lambda: Freeze(leader(), expect_new_leader=True), True),
+    (3, lambda: Stop(followers(1)), False),
+    (3, lambda: Restart(followers(1)), False),
 ]
 
 
@@ -51,11 +55,11 @@ def _id(size: int, make: Callable[[], EtcdFault]) -> str:
     return f"size-{size}/{make().name}"
 
 
-@pytest.mark.parametrize(("size", "make_fault", "leader_changes", "max_outage"), CASES,
-                         ids=[_id(c[0], c[1]) for c in CASES])
-def test_fault_under_load(size: int, make_fault: Callable[[], EtcdFault], leader_changes: bool, max_outage: float,
+@pytest.mark.parametrize(("size", "make_fault", "leader_changes"), CASES, ids=[_id(c[0], c[1]) for c in CASES])
+def test_fault_under_load(size: int, make_fault: Callable[[], EtcdFault], leader_changes: bool,
                           etcd_cluster: ClusterFactory, etcd_run: EtcdRun, etcd_recorder: Recorder, etcd_seed: int,
-                          kd_report: TestResult) -> None:
+                          kd_report: TestResult, kd_config: RunConfig) -> None:
+    slo = kd_config.slo
     cluster = etcd_cluster(size)
     rec = etcd_recorder
     cfg = WorkloadConfig(key_prefix="kd/fault/", keys=8, op_timeout_s=OP_TIMEOUT, max_duration_s=60,
@@ -76,13 +80,14 @@ def test_fault_under_load(size: int, make_fault: Callable[[], EtcdFault], leader
     t_check = time.monotonic()
     verdicts: list[Verdict] = [
         check_min_rate(rec.history, before=rec.events_of("disruption-start")[0].at, min_rate=MIN_RATE, lookback_s=2.0),
-        check_unavailability(survivors_ops, max_window_s=max_outage, label="survivor-write"),
+        check_unavailability(survivors_ops, max_window_s=slo.etcd_outage_allowed(leader_changes),
+                             label="survivor-write"),
         check_linearizable(rec.history, time_budget_s=15),
-        check_lost_writes(rec.history),
+        check_lost_writes(rec.history, max_lost=slo.max_lost_writes),
         _converged(cluster, rec),
     ]
     if leader_changes:
-        verdicts.append(check_election(rec.events, max_s=10))
+        verdicts.append(check_election(rec.events, max_s=slo.max_election_s))
     kd_report.figure("checkers_time", round(time.monotonic() - t_check, 3), "s")
     kd_report.figure("operations_recorded", len(rec.history), "ops")
     for v in verdicts:

@@ -8,6 +8,10 @@ the history must be linearizable.
 
 size-4/partition-2-2: neither half has 3 of 4 members, so no side accepts a single write: an even
 cluster split down the middle is down, which is why etcd sizes are odd.
+
+Limits come from the run config's SLO (`kd_config.slo`): the majority's new leader within
+max_election_s, its write outage within max_unavailability_s plus max_election_s, and at most
+max_lost_writes lost.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pytest
 from fixtures.etcd import ClusterFactory, EtcdRun, endpoints
 from kubedrill.check.etcd_checks import (
     check_answers,
+    check_election,
     check_lost_writes,
     check_min_rate,
     check_stale_reads,
@@ -24,12 +29,13 @@ from kubedrill.check.etcd_checks import (
 )
 from kubedrill.check.linearizability import check_linearizable
 from kubedrill.check.verdict import Verdict, combine
+from kubedrill.config import RunConfig
 from kubedrill.disrupt.etcd_faults import Partition, settle, split, wait_side_leader
 from kubedrill.load.etcd_workload import EtcdWorkload, WorkloadConfig, probe_many, readback
 from kubedrill.record import Recorder, Window
 from kubedrill.report.model import TestResult
 
-pytestmark = [pytest.mark.needs_docker, pytest.mark.disruptive]
+pytestmark = [pytest.mark.needs_docker]
 
 OP_TIMEOUT = 2.0
 
@@ -44,7 +50,8 @@ def _judge(kd_report: TestResult, verdicts: list[Verdict]) -> None:
 @pytest.mark.parametrize("size", [3], ids=["size-3/partition-2-1"])
 def test_majority_writes_minority_serves_stale_reads(size: int, etcd_cluster: ClusterFactory, etcd_run: EtcdRun,
                                                      etcd_recorder: Recorder, etcd_seed: int,
-                                                     kd_report: TestResult) -> None:
+                                                     kd_report: TestResult, kd_config: RunConfig) -> None:
+    slo = kd_config.slo
     cluster = etcd_cluster(size)
     rec = etcd_recorder
     tls = etcd_run.tls
@@ -91,9 +98,11 @@ def test_majority_writes_minority_serves_stale_reads(size: int, etcd_cluster: Cl
         check_answers([o for ops in msget.values() for o in ops], expect_ok=True, timeout_s=OP_TIMEOUT,
                       what="minority-serializable-reads"),
         check_stale_reads([o for ops in msget.values() for o in ops], maj_writes),
-        check_unavailability([o for o in rec.history if o.client.split(".")[0] in maj_names]),
+        check_election(rec.events, max_s=slo.max_election_s),
+        check_unavailability([o for o in rec.history if o.client.split(".")[0] in maj_names],
+                             max_window_s=slo.etcd_outage_allowed(leader_changes=True)),
         check_linearizable(rec.history, time_budget_s=15),
-        check_lost_writes(rec.history),
+        check_lost_writes(rec.history, max_lost=slo.max_lost_writes),
     ]
     _judge(kd_report, verdicts)
 

@@ -6,6 +6,7 @@ survivor writes. Without: every write is refused or times out within the client 
 hangs, never succeeds), linearizable reads are refused too, and serializable reads still answer
 from local state. After healing, the lost members catch up (equal `endpoint hashkv`).
 A 4-member cluster tolerates one loss, like a 3-member one: even sizes buy nothing.
+The election limit is the run config's slo.max_election_s.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from fixtures.etcd import ClusterFactory, EtcdRun, endpoints
 from kubedrill.check.etcd_checks import check_answers, check_election
 from kubedrill.check.linearizability import check_linearizable
 from kubedrill.check.verdict import Verdict, combine
+from kubedrill.config import RunConfig
 from kubedrill.disrupt.etcd_faults import Kill, leader_and_followers
 from kubedrill.load.etcd_workload import probe, probe_many
 from kubedrill.record import Recorder
 from kubedrill.report.model import TestResult
 
-pytestmark = [pytest.mark.needs_docker, pytest.mark.disruptive]
+pytestmark = [pytest.mark.needs_docker]
 
 OP_TIMEOUT = 2.0
 CASES = [(n, k) for n in (3, 4, 5) for k in range(1, n)]
@@ -35,7 +37,7 @@ def _report(kd_report: TestResult, *verdicts: Verdict) -> Verdict:
 
 @pytest.mark.parametrize(("size", "lose"), CASES, ids=[f"size-{n}/lose-{k}" for n, k in CASES])
 def test_writes_need_quorum(size: int, lose: int, etcd_cluster: ClusterFactory, etcd_run: EtcdRun,
-                            etcd_recorder: Recorder, kd_report: TestResult) -> None:
+                            etcd_recorder: Recorder, kd_report: TestResult, kd_config: RunConfig) -> None:
     cluster = etcd_cluster(size)
     rec = etcd_recorder
     writable = size - lose >= cluster.quorum
@@ -49,7 +51,7 @@ def test_writes_need_quorum(size: int, lose: int, etcd_cluster: ClusterFactory, 
         alive = endpoints(m for m in cluster.members if m not in fault.targets)
         assert len(alive) == size - lose
         if writable:
-            verdicts.append(check_election(rec.events, max_s=10))
+            verdicts.append(check_election(rec.events, max_s=kd_config.slo.max_election_s))
             puts = probe_many(alive, tls, rec, kind="put", count=2, timeout_s=OP_TIMEOUT, key=key)
             for name, ops in puts.items():
                 verdicts.append(check_answers(ops, expect_ok=True, timeout_s=OP_TIMEOUT, what=f"writes-via-{name}"))

@@ -33,7 +33,7 @@ from kubedrill.etcd.tools import snapshot_restore, snapshot_save, snapshot_statu
 from kubedrill.load.etcd_workload import Dataset, load_dataset
 from kubedrill.report.model import TestResult
 
-pytestmark = [pytest.mark.needs_docker, pytest.mark.disruptive]
+pytestmark = [pytest.mark.needs_docker]
 
 MB = 1e6
 

@@ -55,6 +55,47 @@ def test_config_prints_resolved_config(capsys: pytest.CaptureFixture[str], tmp_p
     assert "kind_config: ha" in out and "availability: 0.99" in out
 
 
+def test_config_takes_the_file_as_argument_as_help_says(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("cluster: {kind_config: single}\n")
+    assert cli.main(["config", str(cfg)]) == 0
+    by_argument = capsys.readouterr().out
+    assert "kind_config: single" in by_argument and f"source: {cfg}" in by_argument
+    for flag in ("-c", "--config", "--kd-config"):
+        assert cli.main(["config", flag, str(cfg)]) == 0
+        assert capsys.readouterr().out == by_argument, flag
+    assert cli.main(["config", str(cfg), "-c", str(cfg)]) == 0  # the same file twice is fine
+
+
+def test_config_refuses_two_different_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert cli.main(["config", "a.yaml", "-c", "b.yaml"]) == cli.EXIT_USAGE
+    assert "FILE (a.yaml) and -c/--config (b.yaml) name different files" in capsys.readouterr().err
+
+
+def test_config_file_from_environment(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("reports_dir: from-file\n")
+    monkeypatch.setenv("KUBEDRILL_CONFIG", str(cfg))
+    monkeypatch.delenv("KUBEDRILL_REPORTS", raising=False)
+    assert cli.main(["config"]) == 0
+    assert "reports_dir: from-file" in capsys.readouterr().out
+    monkeypatch.setenv("KUBEDRILL_REPORTS", "from-env")  # env beats the file, an option beats env
+    assert cli.main(["config"]) == 0 and "reports_dir: from-env" in capsys.readouterr().out
+    assert cli.main(["config", "--reports-dir", "from-option"]) == 0
+    assert "reports_dir: from-option" in capsys.readouterr().out
+
+
+def test_overrides_name_where_each_value_came_from() -> None:
+    from kubedrill import options
+
+    found, origins = options.overrides({"cluster_config": "ha", "suite": ["smoke,etcd"], "kd_set": ["seed=1"]},
+                                       environ={"KUBEDRILL_REPORTS": "out"})
+    assert found == {"cluster.kind_config": "ha", "suites": ["smoke", "etcd"], "reports_dir": "out", "seed": 1}
+    assert origins == {"cluster.kind_config": "--cluster-config", "suites": "--suite", "reports_dir": "KUBEDRILL_REPORTS",
+                       "seed": "--kd-set seed"}
+
+
 def test_config_errors_exit_2_and_name_the_field(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["config", "--cluster-config", "big"]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
@@ -72,6 +113,23 @@ def test_dry_run_builds_one_pytest_over_existing_suites(fake_repo: Path, capsys:
                  "-n 2 --dist loadgroup", "-k drain"):
         assert part in cmd, part
     assert "suite 'upgrade': suites/upgrade does not exist" in captured.err
+    # --suite exists only here; pytest learns it as a config override, ahead of the user's --kd-set.
+    assert cmd.index("--kd-set 'suites=[smoke, drain, upgrade]'") < cmd.index("--kd-set slo.availability=0.99")
+
+
+def test_dry_run_hands_paths_and_environment_to_pytest_absolute(fake_repo: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """pytest runs in the checkout, not here: relative paths and env-named files must not change meaning."""
+    (tmp_path / "k.yaml").write_text("cluster: {kind_config: single}\n")
+    monkeypatch.setenv("KUBEDRILL_CONFIG", "k.yaml")
+    monkeypatch.setenv("KUBEDRILL_REPORTS", "out")
+    assert cli.main(["run", "--dry-run", "--suite", "smoke", "--kubeconfig", "kc", "--context", "c",
+                     "--workload", "w.yaml"]) == 0
+    cmd = capsys.readouterr().out
+    for part in (f"--kd-config {tmp_path}/k.yaml", f"--kubeconfig {tmp_path}/kc", "--context c",
+                 f"--workload {tmp_path}/w.yaml", f"--reports-dir {tmp_path}/out"):
+        assert part in cmd, part
 
 
 def test_run_with_no_existing_suite_is_an_error(fake_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,10 +209,34 @@ def test_doctor_and_build_delegate(monkeypatch: pytest.MonkeyPatch, capsys: pyte
         return main
 
     monkeypatch.setitem(sys.modules, "kubedrill.cluster.doctor", types.SimpleNamespace(main=fake_main("doctor", 0)))
-    monkeypatch.setitem(sys.modules, "kubedrill.cluster.images", types.SimpleNamespace(main=fake_main("build", 3)))
+    monkeypatch.setitem(sys.modules, "kubedrill.cluster.setup", types.SimpleNamespace(main=fake_main("build", 3)))
     assert cli.main(["doctor", "--fix"]) == 0
     assert cli.main(["build", "--version", "v1.34.4"]) == 3
     assert seen == [("doctor", ["--fix"]), ("build", ["--version", "v1.34.4"])]
+
+
+def test_build_builds_the_pinned_and_the_upgrade_source_image(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """`python -m kubedrill build [--with-upgrade-source]`, as tests/run.sh calls it, reaches the real
+    kubedrill.cluster.setup.main (the engine and the image recipes are stubbed)."""
+    from kubedrill.cluster import setup
+    from kubedrill.cluster.paths import default_k8s_version, versions
+
+    built: list[str] = []
+
+    def build_node_image(version: str) -> str:
+        built.append(version)
+        return f"kubedrill/node:{version}-x"
+
+    monkeypatch.setattr(setup, "ensure_engine", lambda: None)
+    monkeypatch.setattr(setup, "ensure_kind", lambda: tmp_path / "kind")
+    monkeypatch.setattr(setup, "build_node_image", build_node_image)
+    monkeypatch.setenv("KUBEDRILL_CACHE", str(tmp_path))
+    assert cli.main(["build"]) == 0
+    assert built == [default_k8s_version()]
+    built.clear()
+    assert cli.main(["build", "--with-upgrade-source"]) == 0
+    assert built == [default_k8s_version(), versions()["K8S_UPGRADE_FROM"]]
 
 
 def test_missing_delegate_is_a_clear_message(monkeypatch: pytest.MonkeyPatch,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from kubedrill.config import (DISRUPTIVE_SUITES, SUITES, ConfigError, RunConfig, SLOConfig, apply_overrides,
                               load_config, parse_set, suite_dir)
+from kubedrill.report.meta import REPO_ROOT
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -37,29 +42,24 @@ cluster: {kind_config: ha, k8s_version: v1.34.4}
 workloads:
   - name: web
     spec: workloads/web.yaml
-  - name: api
-    manifests: [deploy/api.yaml]
-    service: api
-    port: 8080
-    paths: [/healthz]
+  - spec: deploy/api.yaml
     slo: {availability: 0.99}
-    replicas: 3
-slo: {availability: 0.9995, max_failed_requests: 2}
+slo: {availability: 0.9995, max_failed_requests: 2, max_election_s: 2.5}
 suites: [smoke, cluster_etcd]
-seed: 42
+reports_dir: out
 """))
     assert rc.cluster.kind_config == "ha" and rc.cluster.k8s_version == "v1.34.4"
-    assert [w.name for w in rc.workloads] == ["web", "api"]
+    assert [(w.name, w.spec) for w in rc.workloads] == [("web", "workloads/web.yaml"), ("api", "deploy/api.yaml")]
     api = rc.workloads[1]
-    assert api.ports == (8080,) and api.paths == ("/healthz",) and api.extra == {"replicas": 3}
     # A workload's SLO starts from the global one and overrides only what it names.
-    assert api.slo.availability == 0.99 and api.slo.max_failed_requests == 2
+    assert api.slo.availability == 0.99 and api.slo.max_failed_requests == 2 and api.slo.max_election_s == 2.5
     assert rc.slo_for("web").availability == 0.9995
     assert rc.suites == ("smoke", "cluster-etcd")
-    assert rc.seed == 42
+    assert rc.reports_dir == "out"
     assert "cluster.kind_config" in rc.explicit and "slo.availability" in rc.explicit
     d = rc.to_dict()
-    assert d["workloads"][1]["extra"] == {"replicas": 3} and d["source"].endswith("kubedrill.yaml")
+    assert d["workloads"][1] == {"name": "api", "spec": "deploy/api.yaml", "slo": {**d["slo"], "availability": 0.99}}
+    assert d["source"].endswith("kubedrill.yaml")
 
 
 def test_bad_kind_config_names_field_and_allowed_values(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ extra_top: 1
                      "config.slo.max_failed_requests: expected a whole number >= 0, got -1",
                      "config.slo.grace_budget_ratio: expected a number >= 0, got 'high'",
                      "config.suites: 'chaos' is not one of smoke, etcd, shutdown, drain, cluster-etcd, upgrade",
-                     "config.workloads[0]: needs `spec` (a workload YAML) or `manifests`",
+                     "config.workloads[0].spec: missing: name the workload's spec YAML",
                      "config.extra_top: unknown field"):
         assert expected in msgs, msgs
 
@@ -173,10 +173,84 @@ def test_workload_shorthands_and_duplicates() -> None:
     rc = load_config(None, {"workloads": "apps/web.yaml"})
     assert rc.workloads[0].name == "web" and rc.workloads[0].spec == "apps/web.yaml"
     with pytest.raises(ConfigError) as exc:
-        load_config(None, {"workloads": [{"name": "a", "spec": "x.yaml"}, {"name": "a", "spec": "y.yaml", "ports": [0]}]})
-    msgs = problems(exc)
-    assert "config.workloads[1].name: 'a' is used by another workload; names must be unique" in msgs
-    assert any(m.startswith("config.workloads[1].ports: expected a list of port numbers 1-65535") for m in msgs)
+        load_config(None, {"workloads": [{"name": "a", "spec": "x.yaml"}, {"name": "a", "spec": "y.yaml"}]})
+    assert problems(exc) == ["config.workloads[1].name: 'a' is used by another workload; names must be unique"]
+
+
+def test_workloads_are_spec_files_only() -> None:
+    """Inline manifests/service/ports were accepted but read by no suite (drain silently tested the
+    sample app instead), so they are refused, pointing at the spec file that carries them."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {"workloads": [{"name": "api", "manifests": ["api.yaml"], "ports": [8080]}]})
+    assert problems(exc) == [
+        "config.workloads[0].manifests: unknown field; allowed: name, spec, slo",
+        "config.workloads[0].ports: unknown field; allowed: name, spec, slo",
+        "config.workloads[0].spec: missing: name the workload's spec YAML (see suites/shutdown/example-workload.yaml)"]
+
+
+@pytest.mark.parametrize("key", ["seed", "load"])
+def test_fields_nothing_read_are_refused(key: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {key: 1}, {key: f"--kd-set {key}"})
+    assert problems(exc) == [f"config.{key}: unknown field; allowed: version, cluster, workloads, slo, suites, "
+                             f"reports_dir (from --kd-set {key})"]
+
+
+def _suite_sources() -> str:
+    return "\n".join(p.read_text() for p in sorted((REPO_ROOT / "suites").rglob("*.py")))
+
+
+def _slo_fields_read_by_suites() -> set[str]:
+    """`slo.<field>` in a suite, or `self.<field>` in an SLOConfig method a suite calls as `slo.<method>(`."""
+    source = _suite_sources()
+    read = set(re.findall(r"\bslo\.(\w+)\b(?!\()", source))
+    for method in re.findall(r"\bslo\.(\w+)\(", source):
+        read |= set(re.findall(r"\bself\.(\w+)", inspect.getsource(getattr(SLOConfig, method))))
+    return read
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(SLOConfig)])
+def test_every_slo_field_is_read_by_a_suite(name: str) -> None:
+    """A threshold in the config that no suite applies would let a gate pass on a limit it never checked."""
+    assert name in _slo_fields_read_by_suites(), f"no suite reads slo.{name}"
+
+
+def test_etcd_outage_allows_the_election_only_when_the_leader_changes() -> None:
+    slo = SLOConfig()
+    assert (slo.etcd_outage_allowed(False), slo.etcd_outage_allowed(True)) == (3.0, 8.0)
+    tight = load_config(None, {"slo.max_unavailability_s": 1, "slo.max_election_s": 2}).slo
+    assert (tight.etcd_outage_allowed(False), tight.etcd_outage_allowed(True)) == (1.0, 3.0)
+
+
+# -- "disruptive" ---------------------------------------------------------------------------------
+
+def _module_marks(path: Path) -> set[str]:
+    """Marker names in a test module's `pytestmark = [...]` (read statically: no import, no fixtures)."""
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            return {n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute)
+                    and isinstance(n.value, ast.Attribute) and n.value.attr == "mark"}
+    return set()
+
+
+def test_disruptive_suites_exist_and_no_other_suite_marks_itself_disruptive() -> None:
+    """DISRUPTIVE_SUITES is the one definition (the plugin marks their tests); a whole module marked
+    `disruptive` elsewhere would be a second, disagreeing one, as the etcd suite once was."""
+    for name in DISRUPTIVE_SUITES:
+        assert name in SUITES and (REPO_ROOT / "suites" / suite_dir(name)).is_dir(), name
+    allowed = {suite_dir(n) for n in DISRUPTIVE_SUITES}
+    stray = [str(p.relative_to(REPO_ROOT)) for p in sorted((REPO_ROOT / "suites").glob("*/test_*.py"))
+             if p.parent.name not in allowed and "disruptive" in _module_marks(p)]
+    assert stray == []
+
+
+def test_standalone_etcd_suite_runs_on_an_attached_cluster_without_allowance() -> None:
+    """It starts its own etcd containers and never touches the attached Kubernetes cluster."""
+    assert "etcd" not in DISRUPTIVE_SUITES
+    attached = {"cluster.kubeconfig": "/k", "cluster.context": "prod"}
+    assert "etcd" in load_config(None, attached).suites
+    assert load_config(None, {**attached, "suites": ["etcd"]}).suites == ("etcd",)
 
 
 def test_suite_dir_maps_names_to_packages() -> None:

@@ -43,6 +43,13 @@ def test_lost_write_is_rejected() -> None:
     assert v.status is Status.FAIL and "'k'@6" in v.reason and "'b'" in v.reason
 
 
+def test_lost_writes_within_the_allowance_pass_and_are_named() -> None:
+    h = [w(0, 1, value="a", rev=5), w(1, 2, value="b", rev=6), rb("k", 5, "a", 5), rb("k", 6, "a", 5)]
+    v = check_lost_writes(h, max_lost=1)
+    assert v.status is Status.PASS and "within the allowed 1: 'k'@6" in v.reason
+    assert "(allowed 0)" in check_lost_writes(h).reason
+
+
 def test_write_vanished_entirely_is_rejected() -> None:
     v = check_lost_writes([w(0, 1, value="a", rev=5), rb("k", 5, None, 0)])
     assert v.status is Status.FAIL

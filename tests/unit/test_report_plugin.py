@@ -23,7 +23,7 @@ PLUGIN = ("-p", "kubedrill.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:r
 TESTS = '''
 import pytest
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.report import series as S
+from kubedrill.record import series as S
 from kubedrill.pytest_plugin import add_run_meta
 
 def test_drain_keeps_slo(kd_report, pytestconfig):
@@ -198,3 +198,59 @@ def note(pytestconfig):
     assert doc["run"]["notes"].count("worker session started") == 1  # deduplicated across workers
     shut = next(t for t in doc["tests"] if t["name"] == "test_shutdown_within_grace")
     assert shut["artifacts"] and shut["artifacts"][0]["files"]
+
+
+def test_pytest_takes_every_config_option_of_the_table(kd_pytester: pytest.Pytester) -> None:
+    from kubedrill.options import OPTIONS
+
+    res = kd_pytester.runpytest(*PLUGIN, "--help")
+    for o in OPTIONS:
+        if o.in_pytest:
+            res.stdout.fnmatch_lines([f"*{o.flag}*"])
+
+
+@pytest.mark.parametrize("cluster_args", [
+    ["--cluster-config", "ha", "--k8s-version", "v1.34.4", "--node-image", "img:1", "--keep-cluster"],
+    ["--kubeconfig", "KC", "--context", "prod", "--allow-disruptive-on", "prod"],
+], ids=["kind", "attached"])
+def test_kubedrill_run_and_pytest_resolve_the_same_config(kd_pytester: pytest.Pytester, cluster_args: list[str]) -> None:
+    """`kubedrill run` resolves the config, then hands its options to pytest, which resolves it again:
+    both must come out the same, or the run's gate and its report would describe different runs."""
+    from kubedrill import cli, options
+
+    root = kd_pytester.path
+    (root / "kubedrill.yaml").write_text("slo: {availability: 0.99}\nreports_dir: from-file\n")
+    argv = ["run", "-c", "kubedrill.yaml", "--suite", "smoke,etcd", "--workload", "w.yaml",
+            "--kd-set", "slo.max_election_s=2", *[str(root / a) if a == "KC" else a for a in cluster_args]]
+    args = cli.build_parser().parse_args(argv)
+    expected = json.loads(json.dumps(cli.resolve_config(args).to_dict()))
+    kd_pytester.makepyfile(test_cfg='''
+import json
+def test_cfg(kd_config):
+    open("resolved.json", "w").write(json.dumps(kd_config.to_dict()))
+''')
+    kd_pytester.runpytest(*PLUGIN, *options.pytest_args(vars(args))).assert_outcomes(passed=1)
+    resolved = json.loads((root / "resolved.json").read_text())
+    for d in (expected, resolved):  # pytest sees absolute paths, made so for its own working directory
+        d["workloads"][0]["spec"] = Path(d["workloads"][0]["spec"]).name
+        d["reports_dir"] = Path(d["reports_dir"]).name
+        d["source"] = Path(d["source"]).name
+    assert resolved == expected
+
+
+def test_every_test_of_a_disruptive_suite_is_marked(kd_pytester: pytest.Pytester) -> None:
+    for suite in ("drain", "cluster_etcd", "etcd", "smoke"):
+        folder = kd_pytester.path / "suites" / suite
+        folder.mkdir(parents=True)
+        (folder / f"test_{suite}.py").write_text("def test_x(): pass\n")
+    res = kd_pytester.runpytest(*PLUGIN, "suites", "-m", "not disruptive", "-v")
+    res.assert_outcomes(passed=2, deselected=2)
+    res.stdout.fnmatch_lines(["*suites/etcd/test_etcd.py::test_x PASSED*", "*suites/smoke/test_smoke.py::test_x PASSED*"])
+
+
+def test_reports_dir_follows_the_config_file(kd_pytester: pytest.Pytester) -> None:
+    kd_pytester.makefile(".yaml", kubedrill="reports_dir: gate-reports\n")
+    kd_pytester.makepyfile(test_x="def test_x(): pass\n")
+    kd_pytester.runpytest(*PLUGIN, "--kd-config", "kubedrill.yaml").assert_outcomes(passed=1)
+    assert (kd_pytester.path / "gate-reports" / "latest" / "results.json").is_file()
+    assert not (kd_pytester.path / "reports").exists()
