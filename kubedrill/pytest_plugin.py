@@ -20,6 +20,8 @@ import pytest
 
 from kubedrill.config import DISRUPTIVE_SUITES, ConfigError, RunConfig, suite_dir
 from kubedrill.options import OPTIONS, add_to_pytest, run_config
+from kubedrill.check.verdict import Verdict
+from kubedrill.disrupt.base import Inconclusive
 from kubedrill.report.model import TestResult
 
 RESULT_KEY = pytest.StashKey[TestResult]()
@@ -200,6 +202,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, pytest.TestReport]:
     rep: pytest.TestReport = yield
     item.stash.setdefault(OUTCOME_KEY, {})[rep.when] = rep
+    if call.excinfo is not None and isinstance(call.excinfo.value, Inconclusive) and RESULT_KEY in item.stash:
+        # The drill could not judge (system unhealthy before, disruption without effect, not
+        # available here): an UNKNOWN verdict, never a PASS, and not a FAIL of the workload either.
+        item.stash[RESULT_KEY].add(Verdict.unknown("drill", str(call.excinfo.value)[:2000]))
     return rep
 
 

@@ -3,8 +3,10 @@
 The document is the single source for report.html, the terminal summary and any later tooling,
 so it carries everything needed to judge and reproduce a run (schema: results.schema.json next
 to this file; prose: docs/results-schema.md). The gate is computed here, once: FAIL if any test
-failed or errored or pytest itself did not finish cleanly, UNKNOWN if nothing passed (a gate
-that checked nothing must not open), PASS otherwise.
+failed or errored or pytest itself did not finish cleanly, UNKNOWN if a test could not be judged
+(it failed on UNKNOWN verdicts only: kubedrill could not see, which is never a PASS, and not a
+finding about the workload either) or if nothing passed (a gate that checked nothing must not
+open), PASS otherwise.
 """
 
 from __future__ import annotations
@@ -86,13 +88,29 @@ def _error_groups(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
+def test_gate(outcome: str, verdicts: list[dict[str, Any]]) -> str:
+    """One test's gate: its pytest outcome, except that a failure whose verdicts are all UNKNOWN
+    (none FAIL) is "unknown": the drill could not see, it did not see a problem."""
+    gate_word = OUTCOME_GATE.get(outcome, "unknown")
+    statuses = {v.get("status") for v in verdicts}
+    if gate_word == "fail" and outcome == "failed" and "unknown" in statuses and "fail" not in statuses:
+        return "unknown"
+    return gate_word
+
+
+def _names(tests: list[dict[str, Any]]) -> str:
+    return ", ".join(short_name(t["nodeid"]) for t in tests[:3]) + (" …" if len(tests) > 3 else "")
+
+
 def gate(tests: list[dict[str, Any]], exitstatus: int) -> tuple[str, str]:
     """The run's gate status and a one-line reason."""
     bad = [t for t in tests if t["gate"] == "fail"]
+    unseen = [t for t in tests if t["gate"] == "unknown"]
     passed = [t for t in tests if t["gate"] == "pass"]
     if bad:
-        names = ", ".join(short_name(t["nodeid"]) for t in bad[:3]) + (" …" if len(bad) > 3 else "")
-        return "fail", f"{len(bad)} of {len(tests)} tests failed or errored: {names}"
+        return "fail", f"{len(bad)} of {len(tests)} tests failed or errored: {_names(bad)}"
+    if unseen:
+        return "unknown", f"{len(unseen)} of {len(tests)} tests could not be judged (UNKNOWN): {_names(unseen)}"
     if exitstatus not in (0, 5):
         return "fail", f"pytest exited {exitstatus}: {EXIT_MEANING.get(exitstatus, 'unexpected exit status')}"
     if not tests:
@@ -109,7 +127,7 @@ def build_doc(results: list[TestResult], run: RunInfo) -> dict[str, Any]:
     for r in results:
         d = r.to_dict()
         d["name"] = short_name(r.nodeid)
-        d["gate"] = OUTCOME_GATE.get(r.outcome, "unknown")
+        d["gate"] = test_gate(r.outcome, d["verdicts"])
         if not d.get("headline") and r.longrepr and d["gate"] != "pass":
             d["headline"] = headline(r.longrepr)
         tests.append(d)

@@ -254,3 +254,43 @@ def test_reports_dir_follows_the_config_file(kd_pytester: pytest.Pytester) -> No
     kd_pytester.runpytest(*PLUGIN, "--kd-config", "kubedrill.yaml").assert_outcomes(passed=1)
     assert (kd_pytester.path / "gate-reports" / "latest" / "results.json").is_file()
     assert not (kd_pytester.path / "reports").exists()
+
+
+INCONCLUSIVE = """
+from kubedrill.check.verdict import Verdict
+from kubedrill.disrupt.base import UnhealthyBefore
+
+
+def test_drill_on_a_broken_system(kd_report):
+    raise UnhealthyBefore("drain: system unhealthy before injection: node w2 NotReady")
+
+
+def test_checker_could_not_decide(kd_report):
+    v = kd_report.add(Verdict.unknown("traffic", "no request was sent during the termination"))
+    assert v.passed, str(v)
+
+
+def test_real_failure_next_to_unknown(kd_report):
+    kd_report.add(Verdict.unknown("in-flight", "close-delimited body"))
+    v = kd_report.add(Verdict.fail("sigkill", "SIGKILLed at the end of the grace period"))
+    assert v.passed, str(v)
+"""
+
+
+def test_what_could_not_be_judged_is_unknown_never_pass(kd_pytester: pytest.Pytester) -> None:
+    """An Inconclusive disruption and a test failing on UNKNOWN verdicts only are gate "unknown" (the
+    run's gate is not PASS); a FAIL verdict beside an UNKNOWN one is a failure."""
+    kd_pytester.makepyfile(test_unknown=INCONCLUSIVE)
+    res = kd_pytester.runpytest(*PLUGIN)
+    res.assert_outcomes(failed=3)
+    doc = read_results(kd_pytester.path)
+    assert R.validate(doc) == []
+    tests = {t["name"]: t for t in doc["tests"]}
+    broken = tests["test_drill_on_a_broken_system"]
+    assert broken["gate"] == "unknown"
+    assert broken["verdicts"][0]["status"] == "unknown" and "node w2 NotReady" in broken["verdicts"][0]["reason"]
+    assert tests["test_checker_could_not_decide"]["gate"] == "unknown"
+    assert tests["test_real_failure_next_to_unknown"]["gate"] == "fail"
+    assert doc["summary"]["gate"] == "fail"
+    only_unknown = R.gate([t for t in doc["tests"] if t["gate"] == "unknown"], 1)
+    assert only_unknown[0] == "unknown" and "could not be judged" in only_unknown[1]
