@@ -8,6 +8,7 @@ owner is gone, so concurrent runs on one host never delete each other's clusters
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 from kubedrill.cluster import kindconfig
 from kubedrill.cluster.handle import Cluster, run
@@ -217,3 +219,44 @@ def load_image(cluster: Cluster, image: str, nodes: list[str] | None = None) -> 
     if nodes:
         argv += ["--nodes", ",".join(nodes)]
     run(argv, timeout=600)
+
+
+@contextlib.contextmanager
+def created(config: str, node_image: str, *, k8s_version: str = "", name: str | None = None,
+            kubeconfig_dir: Path | None = None, logs_dir: Path | None = None, private_network: bool = False,
+            ready_timeout: float = 300, keep_after: bool = False) -> Iterator[Cluster]:
+    """The one kind cluster lifecycle every fixture and benchmark uses: create (on a private Docker
+    network if asked, so stopped node containers come back at their own addresses), wait until all
+    nodes are Ready and kube-system runs, yield, and always delete -- on failure with kind's logs
+    exported to `logs_dir` first. keep_after: hand the cluster to the user instead (--keep-cluster).
+    """
+    from kubedrill.cluster import network as docker_network
+    from kubedrill.cluster.waits import wait_cluster_ready
+
+    name = name or unique_name()
+    net = f"{name}-net" if private_network else None
+    install_sigterm_handler()
+    cluster: Cluster | None = None
+    try:
+        if net:
+            docker_network.create_private_network(net)
+        cluster = create(config, node_image, k8s_version=k8s_version, name=name, kubeconfig_dir=kubeconfig_dir,
+                         logs_dir=logs_dir, network=net)
+        try:
+            wait_cluster_ready(cluster, timeout=ready_timeout)
+        except BaseException:
+            if logs_dir is not None:
+                export_logs(name, logs_dir)
+            raise
+        yield cluster
+    finally:
+        if keep_after and cluster is not None:
+            keep(name)
+            say(f"--keep-cluster: leaving {name}; kubeconfig {cluster.kubeconfig}; delete with: "
+                f"kind delete cluster --name {name}")
+        else:
+            if cluster is not None:
+                say(f"deleting cluster {name}")
+            delete(name)
+            if net:
+                docker_network.remove_network(net)
