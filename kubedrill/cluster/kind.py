@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from kubedrill.cluster import kindconfig
+from kubedrill.cluster import kindconfig, ports
 from kubedrill.cluster.handle import Cluster, run
 from kubedrill.cluster.paths import cache_dir, kind_binary
 from kubedrill.cluster.progress import say
@@ -70,6 +70,7 @@ def delete(name: str) -> None:
     if left:
         subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True, timeout=300)
     (_registry() / f"{name}.json").unlink(missing_ok=True)
+    ports.release(name)
     _LIVE.discard(name)
 
 
@@ -143,17 +144,47 @@ def install_sigterm_handler() -> None:
         pass
 
 
+# kind/docker errors that a second attempt with other host ports or a clean slate can get past.
+TRANSIENT = ("port is already allocated", "address already in use", "Conflict. The container name",
+             "failed to create network", "TLS handshake timeout", "context deadline exceeded")
+
+
+def transient_reason(output: str) -> str | None:
+    """The line of a failed `kind create` that marks it as worth one retry, else None."""
+    for line in output.splitlines():
+        if any(t in line for t in TRANSIENT):
+            return line.strip()[:300]
+    return None
+
+
 def create(config: str, node_image: str, k8s_version: str = "", name: str | None = None,
            kubeconfig_dir: Path | None = None, timeout: float = 900, logs_dir: Path | None = None,
            network: str | None = None) -> Cluster:
     """Create a kind cluster from a named config; on failure collect logs, delete, and raise.
+    A failure for a transient reason (a host port taken meanwhile, ...) is retried once, saying why.
 
     network: a Docker network (created beforehand) for the nodes instead of the shared "kind" one
     (kind's KIND_EXPERIMENTAL_DOCKER_NETWORK, set for this kind process only), e.g. so that node
     containers can be stopped and started again with their own addresses.
     """
     name = name or unique_name()
-    rendered = kindconfig.render(config, node_image)
+    try:
+        return _create_once(config, node_image, k8s_version, name, kubeconfig_dir, timeout, logs_dir, network)
+    except ClusterCreateError as exc:
+        why = transient_reason(str(exc))
+        if why is None:
+            raise
+        say(f"kind create cluster {name} failed for a transient reason ({why}); retrying once")
+        try:
+            return _create_once(config, node_image, k8s_version, name, kubeconfig_dir, timeout, logs_dir, network)
+        except ClusterCreateError as again:
+            raise ClusterCreateError(f"{again}\n(second attempt; the first failed with: {why})") from exc
+
+
+def _create_once(config: str, node_image: str, k8s_version: str, name: str, kubeconfig_dir: Path | None,
+                 timeout: float, logs_dir: Path | None, network: str | None) -> Cluster:
+    held = ports.reserve(name, kindconfig.host_ports_needed(config))
+    rendered = kindconfig.render(config, node_image, held)
     kdir = kubeconfig_dir or Path(tempfile.mkdtemp(prefix="kubedrill-kubeconfig-"))
     kubeconfig = kdir / f"{name}.kubeconfig"
     (_registry() / f"{name}.json").write_text(json.dumps({"pid": os.getpid(), "created": time.time(), "config": config}))

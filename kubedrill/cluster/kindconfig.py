@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,25 +80,31 @@ def validate(doc: Any, where: str) -> None:
         raise ClusterConfigError(f"{where}: at least one node must have role control-plane")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def host_ports_needed(name_or_path: str, node_ports: tuple[int, ...] = DEFAULT_NODE_PORTS) -> int:
+    """How many host ports `render` takes: the API server's, and each node port on each node."""
+    return 1 + len(load(name_or_path)["nodes"]) * len(node_ports)
 
 
-def render(name_or_path: str, node_image: str, node_ports: tuple[int, ...] = DEFAULT_NODE_PORTS,
-           ports: list[int] | None = None) -> RenderedConfig:
-    """The config kind gets: the named nodes, each with `node_image` and 127.0.0.1 port mappings."""
+def render(name_or_path: str, node_image: str, ports: list[int],
+           node_ports: tuple[int, ...] = DEFAULT_NODE_PORTS) -> RenderedConfig:
+    """The config kind gets: the named nodes, each with `node_image` and 127.0.0.1 port mappings, on
+    the given host `ports` (kubedrill.cluster.ports reserves them; the first is the API server's,
+    so kind does not pick one itself, racing every other process for the ephemeral range)."""
     doc = load(name_or_path)
     roles = [n.get("role", "control-plane") for n in doc["nodes"]]
-    pool = list(ports) if ports is not None else None
+    need = 1 + len(roles) * len(node_ports)
+    if len(ports) < need:
+        raise ValueError(f"{name_or_path}: {len(roles)} nodes x {len(node_ports)} node ports + the API server need "
+                         f"{need} host ports, got {len(ports)}")
+    pool = list(ports)
+    api_port = pool.pop(0)
     plan: dict[int, list[int]] = {p: [] for p in node_ports}
     for n in doc["nodes"]:
         n["role"] = n.get("role", "control-plane")
         n["image"] = node_image
         maps = list(n.get("extraPortMappings", []))
         for np in node_ports:
-            hp = pool.pop(0) if pool else free_port()
+            hp = pool.pop(0)
             plan[np].append(hp)
             maps.append({"containerPort": np, "hostPort": hp, "listenAddress": "127.0.0.1", "protocol": "TCP"})
         n["extraPortMappings"] = maps
@@ -109,6 +114,7 @@ def render(name_or_path: str, node_image: str, node_ports: tuple[int, ...] = DEF
     doc["containerdConfigPatches"] = patches
     net = doc.setdefault("networking", {})
     net.setdefault("apiServerAddress", "127.0.0.1")
+    net["apiServerPort"] = api_port
     return RenderedConfig(yaml.safe_dump(doc, sort_keys=False), roles, plan)
 
 
