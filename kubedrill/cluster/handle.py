@@ -42,6 +42,33 @@ def run(argv: Sequence[str], timeout: float = 120, check: bool = True, input: st
     return proc
 
 
+# A call to the API server that passes no `_request_timeout` gets this (connect, read) bound, so a
+# hung API server becomes an error that names the request instead of a stalled run. Watches and
+# long reads pass their own.
+API_TIMEOUT_S = (10.0, 60.0)
+
+
+def bounded_api_client(kubeconfig: Path | str, context: str | None = None):  # -> kubernetes.client.ApiClient
+    from kubernetes import client, config
+
+    class BoundedApiClient(client.ApiClient):  # type: ignore[misc]
+        def call_api(self, method, url, header_params=None, body=None, post_params=None,  # type: ignore[no-untyped-def]
+                     _request_timeout=None):
+            bound = API_TIMEOUT_S if _request_timeout is None else _request_timeout
+            try:
+                return super().call_api(method, url, header_params, body, post_params, bound)
+            except Exception as exc:
+                if type(exc).__name__ in ("ReadTimeoutError", "ConnectTimeoutError", "MaxRetryError"):
+                    path = "/" + url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
+                    raise TimeoutError(f"the API server did not answer {method} {path} within {bound} s "
+                                       f"(connect, read): {exc}") from exc
+                raise
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg)
+    return BoundedApiClient(configuration=cfg)
+
+
 @dataclass
 class Cluster:
     name: str
@@ -59,9 +86,8 @@ class Cluster:
 
     # --- Kubernetes API -------------------------------------------------------------------
     def api_client(self):  # -> kubernetes.client.ApiClient (imported lazily: slow import)
-        from kubernetes import config
-
-        return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+        """A client whose every request is bounded (API_TIMEOUT_S unless the call passes its own)."""
+        return bounded_api_client(self.kubeconfig, self.context)
 
     def core(self):
         from kubernetes import client

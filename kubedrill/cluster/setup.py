@@ -80,7 +80,7 @@ def ensure_kind() -> Path:
 
 
 def _image_present(ref: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0
+    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True, timeout=60).returncode == 0
 
 
 def _try_pull(ref: str, timeout: float = 60) -> bool:
@@ -102,7 +102,7 @@ def upstream_ref(version: str) -> str:
 
 def offline_cached(version: str) -> str | None:
     p = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "kubedrill/node"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     tags = [t for t in p.stdout.split() if t.startswith(f"kubedrill/node:{version}-")]
     return tags[0] if tags else None
 

@@ -65,7 +65,7 @@ def ensure_image(version: str | None = None, stream: TextIO | None = None) -> st
             return tag
         out = stream if stream is not None else sys.stderr
         print(f"[kubedrill] etcd image {tag} not found; building it with {BUILD_SCRIPT} ...", file=out, flush=True)
-        rc = subprocess.call(["bash", str(BUILD_SCRIPT), version], stdout=out, stderr=out)
+        rc = subprocess.call(["bash", str(BUILD_SCRIPT), version], stdout=out, stderr=out, timeout=3600)
         if rc != 0 or not image_present(tag):
             raise RuntimeError(
                 f"building {tag} failed (exit {rc}); expected the image to exist afterwards. "
