@@ -143,8 +143,12 @@ def lookup(name: str) -> type[Disruption]:
 
 
 def _load_all() -> None:
-    """Import the modules that register disruptions (they are imported lazily elsewhere)."""
+    """Import every module of this package, so each disruption has registered (a new module needs
+    no entry anywhere else)."""
     import importlib
+    import pkgutil
 
-    for mod in ("node", "pod", "etcd_faults", "cluster_etcd", "upgrade"):
-        importlib.import_module(f"kubedrill.disrupt.{mod}")
+    import kubedrill.disrupt as package
+
+    for mod in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{mod.name}")

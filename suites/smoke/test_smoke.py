@@ -2,7 +2,8 @@
 
 Nodes Ready; a 3-replica app spread over the workers answers through a Service from the host;
 pods on different nodes reach each other; cluster DNS resolves the Service; cordon / drain /
-uncordon of a worker moves the app's pods and gives the node back.
+uncordon of a worker moves the app's pods and gives the node back; a NoSchedule taint keeps new
+pods off a worker.
 Runs on any config (`--cluster-config single|three-node|ha`); checks that need two workers say so.
 """
 
@@ -14,11 +15,15 @@ import urllib.request
 
 import pytest
 
+from kubedrill.check.taint import check_taint_keeps_new_pods_off
 from kubedrill.check.verdict import Verdict
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.waits import node_summary, until
 from kubedrill.disrupt.node import CordonNode, DrainNode, node_schedulable
+from kubedrill.disrupt.taint import TaintNode
+from kubedrill.observe.cluster import take_snapshot
 from kubedrill.workload.apply import pods_by_node, wait_http
+from kubedrill.workload.deploy import wait_workload_ready
 from kubedrill.workload.sample import sample_workload
 from kubedrill.workload.spec import WorkloadSpec
 
@@ -161,3 +166,24 @@ def test_cordon_drain_uncordon_worker(cluster: Cluster, app: WorkloadSpec, kd_re
     kd_report.figure("drain_time", drain.drain_s, "s", detail=node)
     assert node_schedulable(cluster, node), f"{node} should be schedulable again after uncordon"
     kd_report.add(Verdict.ok("smoke-drain", f"drain of {node} moved {len(before)} pod(s) and the node came back"))
+
+
+@pytest.mark.disruptive
+def test_taint_keeps_new_pods_off_a_worker(cluster: Cluster, app: WorkloadSpec, kd_report) -> None:
+    """The worked example of docs/DEVELOPING.md on a real cluster: taint a worker that runs a replica,
+    scale the app up, and the new pods must land elsewhere while the old ones stay."""
+    if len(cluster.workers) < 2:
+        pytest.skip("needs two workers: one tainted, one to take the new pods")
+    placement = pods_by_node(cluster, app.namespace, _selector(app))
+    node = next(w for w in cluster.workers if w in placement)
+    before = take_snapshot(cluster, [app.namespace])
+    try:
+        with TaintNode(cluster, node).applied() as taint:
+            cluster.kubectl("scale", "deployment", app.name, "-n", app.namespace, "--replicas=5")
+            wait_workload_ready(cluster, app.namespace, "Deployment", app.name, timeout=120)
+            after = take_snapshot(cluster, [app.namespace])
+    finally:
+        cluster.kubectl("scale", "deployment", app.name, "-n", app.namespace, "--replicas=3", check=False)
+    verdict = kd_report.add(check_taint_keeps_new_pods_off(before, after, node, taint.key))
+    assert verdict.passed, str(verdict)
+    wait_workload_ready(cluster, app.namespace, "Deployment", app.name, timeout=120)
