@@ -12,6 +12,8 @@ For fixtures and suites: `kd_report` (the test's result), `kd_config` (the valid
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Generator
@@ -31,6 +33,7 @@ SESSION_T0 = pytest.StashKey[float]()
 SESSION_NOTES = pytest.StashKey[list[str]]()
 SESSION_META = pytest.StashKey[dict[str, Any]]()
 KD_CONFIG = pytest.StashKey[RunConfig]()
+OLD_SIGTERM = pytest.StashKey[Any]()
 
 MARKERS = {
     "disruptive": "changes the Kubernetes cluster it runs on; on an attached cluster only with --allow-disruptive-on "
@@ -98,6 +101,11 @@ def pytest_configure(config: pytest.Config) -> None:
     rc = _load_run_config(config)
     config.stash[KD_CONFIG] = rc
     _fill_options_from_config(config, rc)
+    _CONFIG.append(config)
+    # SIGTERM (CI cancelling a job, `kill`) unwinds like Ctrl-C: fixtures tear down and every
+    # disruption heals, instead of the process dying with a node cordoned or an etcd member paused.
+    if threading.current_thread() is threading.main_thread():
+        config.stash[OLD_SIGTERM] = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     if not config.getoption("no_kd_reports") and not hasattr(config, "workerinput"):
         latest = Path(config.getoption("reports_dir")) / "latest"
         if latest.exists():
@@ -320,6 +328,25 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         notes.append(f"xdist worker {getattr(node, 'gateway', None) and node.gateway.id} crashed: {error}")
 
 
+def _sigterm_to_interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Say in the report that the run was interrupted, by what, and what each disruption it cut
+    short did: every disruption heals on the way out (kubedrill.disrupt.base.Disruption.applied)."""
+    from kubedrill.disrupt.base import INTERRUPTED
+
+    config = _CONFIG[-1] if _CONFIG else None
+    if config is None:
+        return
+    add_session_note(config, f"run interrupted ({excinfo.value or 'Ctrl-C'})"
+                             + (": " + "; ".join(INTERRUPTED) if INTERRUPTED else ": no disruption was active"))
+
+
+_CONFIG: list[pytest.Config] = []
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
@@ -371,6 +398,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Copy reports/latest to its timestamped folder last, once junit.xml and pytest-html are written."""
+    if config in _CONFIG:
+        _CONFIG.remove(config)
+    if OLD_SIGTERM in config.stash and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, config.stash[OLD_SIGTERM])
     if REPORT_DIR not in config.stash:
         return
     from kubedrill.report.writer import snapshot_latest

@@ -61,6 +61,12 @@ class Disruption(abc.ABC):
         self.inject_s: float | None = None
         self.heal_s: float | None = None
 
+    def describe(self) -> str:
+        """What this disruption acts on, for reports (e.g. "drain of kubedrill-1-worker")."""
+        target = next((str(getattr(self, a)) for a in ("node", "pod", "workload", "nodes") if getattr(self, a, None)),
+                      "")
+        return f"{self.name} of {target}" if target else self.name
+
     def available(self) -> str | None:
         """None if this disruption can run here, else the reason it cannot."""
         return None
@@ -92,30 +98,47 @@ class Disruption(abc.ABC):
         start = rec.now()
         rec.event("disruption-start", self.name)
         healed = False
+        phase = "inject"
+        interrupted = False
         try:
             self.inject()
             self.inject_s = rec.now() - start
             rec.event("disruption-injected", self.name, **{k: str(v) for k, v in self.effect.items()})
+            phase = "verify"
             took, evidence = self.verify()
             self.effect.setdefault("verified", evidence)
             if not took:
                 raise NotEffective(f"{self.name}: did not take effect: {evidence}")
+            phase = "applied"
             yield self
+            phase = "heal"
             h0 = rec.now()
             self.heal()
             healed = True
             self.heal_s = rec.now() - h0
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the plugin
+            interrupted = True
+            raise
         finally:
             if not healed:
-                with contextlib.suppress(Exception):
+                try:
                     self.heal()
+                    healed = True
+                except Exception:  # noqa: BLE001 - reported below; the original error propagates
+                    pass
             end = rec.now()
             self.window = Window(start, end)
             rec.event("disruption-end", self.name, healed=healed)
+            if interrupted:
+                INTERRUPTED.append(f"{self.describe()}: interrupted during {phase} after {end - start:.1f} s; "
+                                   + ("healed" if healed else "the heal FAILED: check the cluster by hand"))
         if check_health:
             ok, seen = self.healthy()
             if not ok:
                 raise DisruptionError(f"{self.name}: system unhealthy after heal: {seen}")
+
+
+INTERRUPTED: list[str] = []  # "drain of w1: interrupted while applied; healed" -- read by the report
 
 
 D = TypeVar("D", bound=type[Disruption])

@@ -294,3 +294,47 @@ def test_what_could_not_be_judged_is_unknown_never_pass(kd_pytester: pytest.Pyte
     assert doc["summary"]["gate"] == "fail"
     only_unknown = R.gate([t for t in doc["tests"] if t["gate"] == "unknown"], 1)
     assert only_unknown[0] == "unknown" and "could not be judged" in only_unknown[1]
+
+
+SIGNALLED = """
+import os, signal, time
+from pathlib import Path
+
+from kubedrill.disrupt.base import Disruption
+
+LOG = Path(os.environ["KD_TEST_LOG"])
+
+
+class MarkNode(Disruption):
+    name = "mark-node"
+    node = "w1"
+
+    def inject(self):
+        LOG.write_text(LOG.read_text() + "inject\\n")
+
+    def heal(self):
+        LOG.write_text(LOG.read_text() + "heal\\n")
+
+
+def test_interrupted_mid_drill():
+    with MarkNode().applied():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+"""
+
+
+def test_sigterm_mid_drill_heals_and_the_report_says_where(kd_pytester: pytest.Pytester, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real SIGTERM to the runner while a disruption is applied: the heal runs, and results.json
+    says the run was interrupted, by what, in which disruption and phase."""
+    log = tmp_path / "log"
+    log.write_text("")
+    monkeypatch.setenv("KD_TEST_LOG", str(log))
+    kd_pytester.makepyfile(test_signalled=SIGNALLED)
+    res = kd_pytester.runpytest_subprocess(*PLUGIN, timeout=120)
+    assert res.ret == pytest.ExitCode.INTERRUPTED, res.stdout.str()[-2000:]
+    assert log.read_text().split() == ["inject", "heal"]
+    doc = read_results(kd_pytester.path)
+    notes = " ".join(doc["run"]["notes"])
+    assert "run interrupted (signal 15)" in notes and "mark-node of w1: interrupted during applied" in notes, notes
+    assert "healed" in notes and doc["summary"]["gate"] != "pass"
