@@ -1,13 +1,16 @@
 """Put a workload on a cluster and take it off again, with real kubectl and bounded waits.
 
 Each test's workload lives in its own namespace `kd-<purpose>-<6 hex>` labelled
-`app.kubernetes.io/part-of=kubedrill` and `kubedrill.io/run=<run id>`, so leftovers can be found.
+`app.kubernetes.io/part-of=kubedrill`, `kubedrill.io/run=<run id>` and `kubedrill.io/owner=<host>.<pid>`,
+so `sweep_namespaces` can remove what a killed run left in a cluster that outlived it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import time
 import uuid
 from typing import Any, Iterable
@@ -20,6 +23,16 @@ from kubedrill.cluster.waits import until
 RUN_ID = os.environ.get("KUBEDRILL_RUN_ID") or uuid.uuid4().hex[:8]
 
 
+PART_OF = "app.kubernetes.io/part-of"
+OWNER = "kubedrill.io/owner"
+
+
+def owner_label(pid: int | None = None) -> str:
+    """<8 hex of this host's name>.<pid>: a valid label value naming the process that owns a namespace."""
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    return f"{host}.{os.getpid() if pid is None else pid}"
+
+
 def unique_namespace(purpose: str) -> str:
     safe = "".join(ch if ch.isalnum() else "-" for ch in purpose.lower()).strip("-")[:30] or "ns"
     return f"kd-{safe}-{uuid.uuid4().hex[:6]}"
@@ -27,9 +40,34 @@ def unique_namespace(purpose: str) -> str:
 
 def create_namespace(cluster: Cluster, name: str) -> None:
     doc = {"apiVersion": "v1", "kind": "Namespace",
-           "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kubedrill", "kubedrill.io/run": RUN_ID}}}
+           "metadata": {"name": name, "labels": {PART_OF: "kubedrill", "kubedrill.io/run": RUN_ID, OWNER: owner_label()}}}
     # JSON, not YAML: a run id like "656586e1" is a string to PyYAML but a number to kubectl's YAML parser.
     cluster.kubectl("apply", "-f", "-", input=json.dumps(doc), timeout=60)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_namespaces(cluster: Cluster) -> list[str]:
+    """Delete kubedrill namespaces whose owner was a process on this host that is gone (a run killed
+    with SIGKILL cannot clean up). Namespaces of live runs, and of other hosts, are left alone."""
+    host = owner_label().split(".", 1)[0]
+    gone: list[str] = []
+    for ns in cluster.core().list_namespace(label_selector=f"{PART_OF}=kubedrill", _request_timeout=30).items:
+        owner = (ns.metadata.labels or {}).get(OWNER, "")
+        h, _, pid = owner.partition(".")
+        if h != host or not pid.isdigit() or _pid_alive(int(pid)) or ns.status.phase == "Terminating":
+            continue
+        gone.append(ns.metadata.name)
+        delete_namespace(cluster, ns.metadata.name, wait=False)
+    return gone
 
 
 def delete_namespace(cluster: Cluster, name: str, wait: bool = True, timeout: float = 180) -> None:
@@ -51,29 +89,6 @@ def apply_docs(cluster: Cluster, docs: Iterable[dict[str, Any]], namespace: str 
             if d.get("kind") not in ("Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"):
                 d.setdefault("metadata", {})["namespace"] = namespace
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), timeout=120)
-
-
-def wait_deployment_available(cluster: Cluster, namespace: str, name: str, replicas: int | None = None,
-                              timeout: float = 180) -> None:
-    apps = cluster.apps()
-
-    def probe() -> tuple[bool, str]:
-        d = apps.read_namespaced_deployment(name, namespace)
-        want = replicas if replicas is not None else (d.spec.replicas or 0)
-        st = d.status
-        seen = (f"desired {want}, updated {st.updated_replicas or 0}, ready {st.ready_replicas or 0}, "
-                f"available {st.available_replicas or 0}")
-        return ((st.available_replicas or 0) >= want and (st.updated_replicas or 0) >= want
-                and (st.ready_replicas or 0) >= want), seen
-
-    def diag() -> str:
-        return (cluster.kubectl("get", "pods", "-n", namespace, "-o", "wide", check=False).stdout + "\n"
-                + "\n".join(cluster.kubectl("get", "events", "-n", namespace, "--sort-by=.lastTimestamp",
-                                            check=False).stdout.splitlines()[-15:]))
-
-    until(f"deployment {namespace}/{name} to be available", probe, timeout, interval=1.0,
-          hint="ImagePullBackOff means the image is not loaded into the nodes (kind load docker-image)",
-          diagnose=diag)
 
 
 def pods_by_node(cluster: Cluster, namespace: str, selector: str) -> dict[str, list[str]]:
