@@ -4,9 +4,9 @@ No cluster: one synthetic termination shaped like a real drill of the suite (40 
 for `--seconds`, slow requests started 8/s, the sample app's lifecycle record as termination
 message), pushed through the same functions the suite uses:
 
-  record     kubedrill.probe.termination_record   (parse the app record, attribute in-flight requests)
-  figures    kubedrill.probe.termination.termination_figures
-  check      kubedrill.check.shutdown.check_shutdown  (all six sub-checks + the plot series)
+  record     kubedrill.record.termination.termination_record  (parse the app record, attribute in-flight requests)
+  figures    kubedrill.check.shutdown.termination_figures      (what kubedrill.scenarios.shutdown.judge adds)
+  check      kubedrill.check.shutdown.check_shutdown           (all six sub-checks + the plot series)
 
 Usage:  python benchmarks/shutdown_check_overhead.py [--seconds 20] [--repeat 200]
 Why: checkers run after the load, never inside it, so their cost only adds to test time; this
@@ -28,10 +28,9 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubedrill.check.shutdown import check_shutdown  # noqa: E402
-from kubedrill.record.termination import PodEvidence, termination_record
-from kubedrill.check.shutdown import termination_figures  # noqa: E402
+from kubedrill.check.shutdown import check_shutdown, termination_figures  # noqa: E402
 from kubedrill.record import Operation, Recorder  # noqa: E402
+from kubedrill.record.termination import PodEvidence, termination_record  # noqa: E402
 
 POD = "kd-sample-0"
 

@@ -2,7 +2,7 @@
 
 For each sample app mode (graceful: 1 s preStop sleep; no-prestop: SIGTERM straight away) the
 script deletes `--count` pods one at a time (no load, nothing in flight, workload whole before each
-deletion) and reads each termination with the suite's own evidence path (kubedrill.probe.PodWatch
+deletion) and reads each termination with the suite's own evidence path (kubedrill.observe.PodWatch
 -> termination_record), printing p50 / p90 / p99 / max of:
 
   watch lag        deletion request -> the pod watch sees deletionTimestamp
@@ -32,17 +32,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "suites" / "shutdown"))
 
 from kubedrill.cluster.handle import Cluster  # noqa: E402
-from kubedrill.disrupt.pod import DeletePod  # noqa: E402
-from kubedrill.workload.deploy import live_pods, workload_ready  # noqa: E402
-from kubedrill.observe.pods import PodWatch
-from kubedrill.record.termination import termination_record  # noqa: E402
-from kubedrill.record import Recorder  # noqa: E402
 from kubedrill.cluster.waits import until  # noqa: E402
+from kubedrill.disrupt.pod import DeletePod  # noqa: E402
+from kubedrill.observe.pods import PodWatch  # noqa: E402
+from kubedrill.record import Recorder  # noqa: E402
+from kubedrill.record.termination import termination_record  # noqa: E402
+from kubedrill.scenarios.shutdown import Target, TargetPool  # noqa: E402
+from kubedrill.workload.deploy import live_pods, workload_ready  # noqa: E402
 from kubedrill.workload.sample import build_sample_image  # noqa: E402
-from shutdown_drill import Target, TargetPool  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -60,16 +59,16 @@ def row(label: str, values: list[float]) -> str:
 
 def drill_mode(cluster: Cluster, pool: TargetPool, mode: str, count: int) -> list[str]:
     target = Target(f"bench-{mode}", sample_mode=mode, sample_grace=10, sample_prestop=1)
-    d = pool.get(target)
-    ns, sel = d.spec.namespace, d.selector
+    d = pool.get(target).workload
+    ns, sel = d.namespace, d.selector
     out: dict[str, list[float]] = {k: [] for k in ("watch lag", "-> preStop", "-> SIGTERM", "-> exit", "-> removed",
                                                    "evidence")}
     rec = Recorder(f"bench-{mode}")
     with PodWatch(cluster, ns, sel, rec, max_seconds=count * 60 + 120) as watch:
         for _ in range(count):
-            until("the workload to be whole", lambda: workload_ready(cluster, ns, d.kind, d.workload), 120, interval=0.5)
+            until("the workload to be whole", lambda: workload_ready(cluster, ns, d.kind, d.name), 120, interval=0.5)
             victim = live_pods(cluster, ns, sel)[0]
-            dp = DeletePod(cluster, ns, victim, kind=d.kind, workload=d.workload)
+            dp = DeletePod(d, victim)
             with dp.applied(rec, check_health=False):
                 watch.wait_gone([victim], timeout=60)
             t0 = time.monotonic()

@@ -10,7 +10,9 @@ Service's endpoints, including their ready/serving/terminating conditions, `lag_
 they changed. Traffic through it is routed by the real kube-proxy to the real pods, only later.
 
 Every change applied is recorded as a Recorder event "lb-endpoints" (ready pods), so the report
-can show when the router stopped sending to a terminating pod. Bounded by `max_run_s`.
+can show when the router stopped sending to a terminating pod. Bounded by `max_run_s`. Its Service
+and EndpointSlice live in the workload's namespace: they go when the namespace goes (the deploy
+path deletes Services first, so the node port is free at once).
 """
 
 from __future__ import annotations
@@ -123,20 +125,6 @@ class LaggedEndpoints:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-    def delete(self) -> None:
-        """Remove the Service (frees its node port at once) and its EndpointSlice."""
-        self.stop()
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
-        for call in (lambda: client.CoreV1Api(self._api).delete_namespaced_service(self.name, self.namespace),
-                     lambda: client.DiscoveryV1Api(self._api).delete_namespaced_endpoint_slice(self.name, self.namespace)):
-            try:
-                call()
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
 
     def _slice(self, eps: tuple[Endpoint, ...]) -> dict[str, Any]:
         endpoints = []

@@ -2,7 +2,9 @@
 
 Workloads: those of the run config / `--workload FILE` (WorkloadSpec YAML), else the bundled
 sample app in `--sample-mode` (graceful by default; `all` for every mode). Causes: pod delete,
-eviction and rollout restart. Test IDs are built from parts: `sample-graceful/delete`.
+eviction and rollout restart: every pod termination disruption in the registry
+(kubedrill.disrupt.pod). Test IDs are built from parts: `sample-graceful/delete`. The drill itself
+is kubedrill.scenarios.shutdown.
 
 One workload is deployed at a time and reused by its causes (tests are ordered workload-major),
 because node ports are cluster-wide and only 30080-30082 reach the host on kind.
@@ -15,14 +17,15 @@ from typing import Iterator
 
 import pytest
 
+from fixtures.workload import keep_namespaces
 from kubedrill.check.shutdown import ShutdownThresholds
 from kubedrill.cluster.handle import Cluster
 from kubedrill.config import RunConfig
-from kubedrill.disrupt.pod import CAUSES
+from kubedrill.disrupt.pod import termination_causes
 from kubedrill.pytest_plugin import KD_CONFIG
+from kubedrill.scenarios.shutdown import Target, TargetPool
 from kubedrill.workload.sample import SAMPLE_MODES
 from kubedrill.workload.spec import WorkloadSpecError, load_workload
-from shutdown_drill import Target, TargetPool
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,7 +85,7 @@ def collect_targets(config: pytest.Config) -> list[Target]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
-    cases = [(t, cause) for t in collect_targets(metafunc.config) for cause in CAUSES]
+    cases = [(t, cause) for t in collect_targets(metafunc.config) for cause in termination_causes()]
     metafunc.parametrize("case", cases, ids=[f"{t.id}/{c}" for t, c in cases])
 
 
@@ -93,7 +96,7 @@ def shutdown_pool(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[
         pytest.skip(f"cluster {cluster.name} gives no 127.0.0.1 port mappings (not a kind cluster on this host): "
                     "the shutdown suite sends traffic through a NodePort mapped to the host")
     pool = TargetPool(cluster, sample_image=lambda: str(request.getfixturevalue("sample_image")),
-                      keep_namespaces=bool(request.config.getoption("keep_cluster")),
+                      keep_namespaces=keep_namespaces(request.config),
                       lb_lag_s=float(str(_opt(request.config, "shutdown_lb_lag", 1.0))))
     try:
         yield pool
@@ -107,6 +110,4 @@ def thresholds(case: tuple[Target, str], kd_config: RunConfig) -> ShutdownThresh
     per workload when it overrides them (`--kd-set slo.grace_budget_ratio=0.9` etc.)."""
     target, _ = case
     slo = kd_config.slo_for(target.config_name)
-    require_inflight = target.sample_mode is not None or (target.spec is not None and target.spec.slow_path is not None)
-    return ShutdownThresholds(max_grace_fraction=slo.grace_budget_ratio, max_failed_requests=slo.max_failed_requests,
-                              require_inflight=require_inflight)
+    return target.thresholds(slo.grace_budget_ratio, slo.max_failed_requests)

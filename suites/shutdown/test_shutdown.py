@@ -5,8 +5,8 @@ For each workload and each termination cause (pod delete, eviction, rollout rest
 continuous traffic through the Service and with slow requests in flight on the victim, every
 terminated pod MUST: run its preStop hook (when it has one we can observe), exit 0 within the
 grace budget (80% of terminationGracePeriodSeconds by default) without being SIGKILLed, complete
-the requests it had accepted, and cost zero failed requests. The judgement is
-kubedrill.check.shutdown's; this test records, asks, and reports.
+the requests it had accepted, and cost zero failed requests. The drill is
+kubedrill.scenarios.shutdown and the judgement kubedrill.check.shutdown's; this test asserts.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from kubedrill.check.shutdown import ShutdownThresholds, check_shutdowns
-from kubedrill.check.verdict import Verdict, safe_check
+from kubedrill.check.shutdown import ShutdownThresholds
 from kubedrill.cluster.handle import Cluster
-from kubedrill.check.shutdown import termination_figures
 from kubedrill.report.model import TestResult
-from shutdown_drill import Target, TargetPool, run_drill
+from kubedrill.scenarios.shutdown import Target, TargetPool, judge, run_shutdown_drill
 
 pytestmark = [pytest.mark.conformance, pytest.mark.needs_docker]
 
@@ -30,18 +28,12 @@ def test_pod_shuts_down_gracefully(case: tuple[Target, str], cluster: Cluster, s
     target, cause = case
     if target.unsupported:
         pytest.skip(target.unsupported)
-    deployed = shutdown_pool.get(target)
-    result = run_drill(cluster, deployed, cause)
-    result.dump(kd_artifacts)
+    record = run_shutdown_drill(cluster, shutdown_pool.get(target), cause)
+    record.dump(kd_artifacts)
 
     # Evidence first: the cause must have terminated pods, each seen to its end, under traffic.
-    assert result.records, f"{cause} terminated no pod of {target.id}: {result.disruption.effect}"
-    verdict: Verdict = kd_report.add(safe_check("shutdown", check_shutdowns, result.records, thresholds))
-    for rec, ev in zip(result.records, result.evidence):
-        for f in termination_figures(rec, ev, thresholds.settle_seconds):
-            kd_report.figure(f.name, f.value, f.unit, f.detail)
-    kd_report.figure("requests", result.traffic_requests, "requests", result.traffic)
-    kd_report.figure("requests_failed", result.traffic_failed, "requests", "whole drill, all pods")
-    kd_report.figure("slow_requests_started", result.slow_started, "requests", "; ".join(result.notes))
-    print(f"{target.id}/{cause}: {verdict}")
-    assert verdict.passed, f"{target.id}/{cause}: {verdict}"
+    assert record.records, f"{cause} terminated no pod of {target.id}: {record.disruption.effect}"
+    for verdict in judge(record, thresholds):
+        kd_report.add(verdict)
+        print(f"{target.id}/{cause}: {verdict}")
+        assert verdict.passed, f"{target.id}/{cause}: {verdict}"

@@ -4,9 +4,7 @@ router's schedule, the workload exposure, and the traffic / slow-request probes 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,14 +13,19 @@ from kubedrill.check.verdict import Status
 from kubedrill.load import LocalTarget
 from kubedrill.load.inflight import SlowStream
 from kubedrill.load.lagged_lb import LagQueue
-from kubedrill.record.termination import KubeEvent, PodEvidence, exit_estimate, in_flight_at, lifecycle_times, termination_record
 from kubedrill.load.traffic import ServiceTraffic
 from kubedrill.record import Operation, Recorder
-from kubedrill.workload.sample import sample_workload
 from kubedrill.record.lifecycle import parse_lifecycle
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "suites" / "shutdown"))
-from shutdown_drill import expose, workload_object  # noqa: E402
+from kubedrill.record.termination import (
+    KubeEvent,
+    PodEvidence,
+    exit_estimate,
+    in_flight_at,
+    lifecycle_times,
+    termination_record,
+)
+from kubedrill.workload.deploy import expose, workload_object
+from kubedrill.workload.sample import sample_workload
 
 POD = "app-1"
 
