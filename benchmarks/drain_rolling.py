@@ -9,58 +9,46 @@ Usage (attach a kind cluster of this host, or let it create and delete a three-n
     python benchmarks/drain_rolling.py --kubeconfig K --context kind-NAME [--runs 3] [--rate 50] [--users 10]
     python benchmarks/drain_rolling.py --create [--runs 3]
 
-Each run deploys the app in a fresh namespace, starts the load, waits 8 s, drains worker after
-worker (uncordon and wait for the Deployment between nodes, 3 s of "maintenance" each), keeps the
-load 6 s more, and prints one line per run. Results: benchmarks/results/drain_rolling.txt.
+Each run deploys the app in a fresh namespace and runs the drain suite's scenario
+(kubedrill.scenarios.drain, operation rolling-drain): starts the load, waits 8 s, drains worker
+after worker, the busiest first (uncordon and wait for the Deployment between nodes, 3 s of
+"maintenance" each), keeps the load 6 s more, and prints one line per run. Results:
+benchmarks/results/drain_rolling.txt.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubedrill.cluster.handle import Cluster  # noqa: E402
-from kubedrill.disrupt.node import RollingDrain  # noqa: E402
-from kubedrill.load import LoadRunner  # noqa: E402
-from kubedrill.record import Recorder  # noqa: E402
-from kubedrill.workload.deploy import deployed, wait_workload_ready  # noqa: E402
+from kubedrill.scenarios.drain import LoadPlan, MaintenanceSettings, run_maintenance  # noqa: E402
+from kubedrill.workload.deploy import deployed  # noqa: E402
 from kubedrill.workload.sample import build_sample_image, sample_workload  # noqa: E402
-
-BEFORE_S, AFTER_S = 8.0, 6.0
 
 
 def one_run(cluster: Cluster, image: str, users: int, rate: float, keep_alive: bool) -> str:
     spec = sample_workload("graceful", replicas=3, grace_seconds=15, prestop_seconds=3, image=image, min_available=2)
     with deployed(cluster, spec, purpose="bench-drain", expose_service=True, wait_deleted=False) as d:
-        url = d.base_url
-        rec = Recorder("bench")
-        drain = RollingDrain(cluster, cluster.workers, drain_timeout_s=120, maintenance_s=3.0,
-                             settle=lambda: wait_workload_ready(cluster, d.namespace, d.kind, d.name, timeout=120),
-                             recorder=rec)
-        with LoadRunner(url, users=users, rate=rate, run_time=600, max_requests=int(rate * 720), recorder=rec,
-                        keep_alive=keep_alive, start_timeout=60) as load:
-            time.sleep(BEFORE_S)
-            with drain.applied(rec):
-                pass
-            time.sleep(AFTER_S)
-        assert drain.window is not None and load.stats is not None
-        ops = load.operations
-        failed = sum(1 for o in ops if o.outcome != "ok")
-        rates = []
-        for p in drain.passes:
-            assert p.drained_at is not None
-            n = sum(1 for o in ops if p.start <= o.start <= p.drained_at)
-            rates.append(n / (p.drained_at - p.start))
-        worst = min(rates) if rates else 0.0
-        drains = " ".join(f"{p.drain_s:5.1f}" for p in drain.passes if p.drain_s is not None)
-        within = all(abs(r - rate) <= 0.1 * rate for r in rates)
-        return (f"{len(ops):8d} {failed:7d} {drains:>13s} {drain.window.duration:7.1f} {rate:7.0f} "
-                f"{' '.join(f'{r:5.1f}' for r in rates):>12s} {'yes' if within else 'NO':>7s}"
-                + (f"   drain failed: {drain.failed}" if drain.failed else ""))
+        r = run_maintenance(cluster, d, "rolling-drain", MaintenanceSettings(drain_timeout_s=120, maintenance_s=3.0),
+                            LoadPlan(users=users, rate=rate, keep_alive=keep_alive, max_s=600))
+    assert r.window is not None and r.load_stats is not None
+    ops = r.operations
+    failed = sum(1 for o in ops if o.outcome != "ok")
+    rates = []
+    for p in r.passes:
+        assert p.drained_at is not None
+        n = sum(1 for o in ops if p.start <= o.start <= p.drained_at)
+        rates.append(n / (p.drained_at - p.start))
+    drains = " ".join(f"{p.drain_s:5.1f}" for p in r.passes if p.drain_s is not None)
+    within = all(abs(x - rate) <= 0.1 * rate for x in rates)
+    failed_drain = next((f"drain of {p.node} failed: {p.drain_failed}" for p in r.passes if p.drain_failed), "")
+    return (f"{len(ops):8d} {failed:7d} {drains:>13s} {r.window.duration:7.1f} {rate:7.0f} "
+            f"{' '.join(f'{x:5.1f}' for x in rates):>12s} {'yes' if within else 'NO':>7s}"
+            + (f"   {failed_drain}" if failed_drain else ""))
 
 
 def main() -> None:

@@ -1,30 +1,36 @@
-"""Drain suite wiring: options, the workload under test (one deployment per module and workload),
-the locust load aimed at it, and a safety net that leaves no node cordoned.
+"""Drain suite wiring: options, the workload under test (one deployment per module and workload,
+through the one deploy path), and a safety net that leaves no node cordoned. The drill itself is
+kubedrill.scenarios.drain; the operations are the node operations of the disruption registry
+(kubedrill.disrupt.node).
 
-Options select the workload variant, so the project's meta-tests can run this same suite against
-broken cases: `--sample-mode no-prestop`, `--replicas 1 --sample-pdb none`,
-`--sample-pdb max-unavailable=0`.
+Options select the workload variant, so the same scenario can be run against broken cases:
+`--sample-mode no-prestop`, `--replicas 1 --sample-pdb none`, `--sample-pdb max-unavailable=0`.
 Load options (`--load-users`, `--load-rate`, `--load-processes`) size the locust run; see
 suites/drain/README.md for distributed mode on big clusters.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from fixtures.workload import keep_namespaces
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.progress import say
-from kubedrill.workload import apply
-from kubedrill.workload.spec import WorkloadSpec, render_manifests
-
-OPERATIONS: tuple[str, ...] = ("cordon", "drain-worker", "reboot-worker", "rolling-drain")
-NODE_PORTS: tuple[int, ...] = (30080, 30081, 30082)  # mapped to 127.0.0.1 on every kind node
+from kubedrill.config import RunConfig
+from kubedrill.disrupt.node import node_operations
+from kubedrill.scenarios.drain import (
+    LoadPlan,
+    MaintenanceExpectations,
+    MaintenanceSettings,
+    bare_pod,
+    maintenance_sample,
+)
+from kubedrill.workload.deploy import Deployed, deployed
+from kubedrill.workload.spec import WorkloadSpecError, load_workload
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,12 +84,23 @@ class DrainOptions:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "DrainOptions":
-        defaults = {"sample_mode": "graceful", "replicas": 3, "sample_pdb": "min-available=2", "grace_seconds": 15,
-                    "prestop_seconds": 5.0, "bare_pod": False, "allow_force": False, "drain_timeout": 120,
-                    "max_drain_seconds": 120.0, "maintenance_seconds": 3.0, "min_sigterm_margin": 1.0,
-                    "max_p99_ratio": None, "load_users": 10, "load_rate": 50.0, "load_processes": 1,
-                    "load_keepalive": False}
+        defaults: dict[str, Any] = {
+            "sample_mode": "graceful", "replicas": 3, "sample_pdb": "min-available=2", "grace_seconds": 15,
+            "prestop_seconds": 5.0, "bare_pod": False, "allow_force": False, "drain_timeout": 120,
+            "max_drain_seconds": 120.0, "maintenance_seconds": 3.0, "min_sigterm_margin": 1.0,
+            "max_p99_ratio": None, "load_users": 10, "load_rate": 50.0, "load_processes": 1,
+            "load_keepalive": False}
         return cls(**{k: config.getoption(k, default=v) for k, v in defaults.items()})
+
+    @property
+    def settings(self) -> MaintenanceSettings:
+        return MaintenanceSettings(drain_timeout_s=self.drain_timeout, allow_force=self.allow_force,
+                                   maintenance_s=self.maintenance_seconds)
+
+    @property
+    def load(self) -> LoadPlan:
+        return LoadPlan(users=self.load_users, rate=self.load_rate, processes=self.load_processes,
+                        keep_alive=self.load_keepalive)
 
 
 @pytest.fixture(scope="session")
@@ -99,106 +116,50 @@ def workload_ids(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`workload/operation` IDs, e.g. sample-graceful/rolling-drain."""
+    """`workload/operation` IDs, e.g. sample-graceful/rolling-drain; operations from the registry."""
     if "operation" in metafunc.fixturenames and "app" in metafunc.fixturenames:
-        cases = [(w, op) for w in workload_ids(metafunc.config) for op in OPERATIONS]
+        cases = [(w, op) for w in workload_ids(metafunc.config) for op in node_operations()]
         metafunc.parametrize(("app", "operation"), cases, ids=[f"{w}/{op}" for w, op in cases],
                              indirect=["app"], scope="module")
 
 
-def with_pdb(spec: WorkloadSpec, pdb: str) -> WorkloadSpec:
-    """The spec with its PodDisruptionBudget replaced: "none", "min-available=N", "max-unavailable=N"."""
-    kind, _, value = pdb.partition("=")
-    docs = [copy.deepcopy(d) for d in spec.documents if d["kind"] != "PodDisruptionBudget"]
-    if kind == "none":
-        return dataclasses.replace(spec, documents=tuple(docs))
-    if kind not in ("min-available", "max-unavailable") or not value.isdigit():
-        raise pytest.UsageError(f"--sample-pdb {pdb!r}: expected none, min-available=N or max-unavailable=N")
-    field = "minAvailable" if kind == "min-available" else "maxUnavailable"
-    docs.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                 "metadata": {"name": spec.name, "namespace": spec.namespace,
-                              "labels": {"app.kubernetes.io/part-of": "kubedrill"}},
-                 "spec": {field: int(value), "selector": {"matchLabels": dict(spec.selector)}}})
-    return dataclasses.replace(spec, documents=tuple(docs))
-
-
-def free_node_port(cluster: Cluster) -> int:
-    """A host-mapped NodePort no Service uses yet (node ports are cluster-wide; a namespace deleted
-    in the background may still hold the last one)."""
-    used = {p.node_port for s in cluster.core().list_service_for_all_namespaces().items
-            for p in (s.spec.ports or []) if p.node_port}
-    free = [p for p in NODE_PORTS if p not in used and p in cluster.port_map]
-    if not free:
-        raise RuntimeError(f"all host-mapped NodePorts {NODE_PORTS} are taken ({sorted(used & set(NODE_PORTS))}); "
-                           "delete leftover kd-* namespaces or wait for their deletion to finish")
-    return free[0]
-
-
-def _bare_pod(spec: WorkloadSpec, node: str, image: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"kd-bare-{node.rsplit('-', 1)[-1]}", "namespace": spec.namespace,
-                         "labels": {"app.kubernetes.io/part-of": "kubedrill", "kubedrill.io/bare": "true"}},
-            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2,
-                     "containers": [{"name": "app", "image": image, "imagePullPolicy": "IfNotPresent"}]}}
-
-
-@dataclass(frozen=True)
-class DeployedApp:
-    spec: WorkloadSpec
-    bundled: bool  # the bundled sample app (judged strictly: zero failed requests when graceful)
-
-    @property
-    def selector(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.spec.selector.items())
-
-
 @pytest.fixture(scope="module")
-def app(request: pytest.FixtureRequest, cluster: Cluster, drain_opts: DrainOptions) -> Iterator[DeployedApp]:
-    """The workload under test, deployed once per module in its own namespace (deleted after)."""
-    from fixtures.workload import ensure_images
-
+def app(request: pytest.FixtureRequest, cluster: Cluster, drain_opts: DrainOptions) -> Iterator[Deployed]:
+    """The workload under test, deployed once per module in its own namespace and exposed on a
+    host-mapped NodePort (removed after)."""
     if cluster.provider != "kind":
         pytest.skip("the drain suite sends load to 127.0.0.1 through kind's NodePort mappings; attach a kind cluster")
     if len(cluster.workers) < 2:
         pytest.skip(f"draining needs two workers to move pods between; {cluster.name} has {cluster.workers}")
-    port = free_node_port(cluster)
     user_spec = request.config.getoption("workload", default=None)
+    extra: list[dict[str, Any]] = []
     if user_spec:
-        from kubedrill.workload.spec import load_workload
-
-        spec, bundled = load_workload(user_spec), False
-        if spec.node_port not in NODE_PORTS:
-            pytest.skip(f"workload {spec.name}: its Service needs nodePort in {NODE_PORTS} (host-mapped on kind)")
+        spec = load_workload(user_spec)
     else:
-        from kubedrill.workload.sample import sample_workload
-
-        image = request.getfixturevalue("sample_image")
         o = drain_opts
-        spec = sample_workload(o.sample_mode, replicas=o.replicas, grace_seconds=o.grace_seconds,
-                               prestop_seconds=o.prestop_seconds, image=image, node_port=port,
-                               min_available=min(1, o.replicas))
-        spec, bundled = with_pdb(spec, o.sample_pdb), True
-    ns = apply.unique_namespace(f"drain-{request.param}")
-    spec = spec.in_namespace(ns)
-    ensure_images(cluster, spec)
-    apply.create_namespace(cluster, ns)
-    try:
-        docs = render_manifests(spec)
-        if drain_opts.bare_pod and bundled:
-            docs += [_bare_pod(spec, w, spec.images[0]) for w in cluster.workers]
-        apply.apply_docs(cluster, docs, ns)
-        for doc in spec.documents:
-            if doc["kind"] == "Deployment":
-                apply.wait_deployment_available(cluster, ns, doc["metadata"]["name"], timeout=240)
-        say(f"drain suite: {request.param} deployed in {ns} (NodePort {spec.node_port})")
-        yield DeployedApp(spec, bundled)
-    finally:
-        if not request.config.getoption("keep_cluster"):
-            # The Service first, synchronously: it frees the NodePort for the next deployment.
-            if spec.service:
-                cluster.kubectl("delete", "service", spec.service, "-n", ns, "--ignore-not-found", "--wait=true",
-                                timeout=60, check=False)
-            apply.delete_namespace(cluster, ns, wait=True)
+        try:
+            spec = maintenance_sample(str(request.getfixturevalue("sample_image")), o.sample_mode, replicas=o.replicas,
+                                      pdb=o.sample_pdb, grace_seconds=o.grace_seconds,
+                                      prestop_seconds=o.prestop_seconds)
+        except WorkloadSpecError as exc:
+            raise pytest.UsageError(f"drain suite options: {exc}") from exc
+        if o.bare_pod:
+            extra = [bare_pod(w, spec.images[0]) for w in cluster.workers]
+    with deployed(cluster, spec, purpose=f"drain-{request.param}", expose_service=True, extra_docs=extra,
+                  keep=keep_namespaces(request.config)) as d:
+        yield d
+
+
+@pytest.fixture
+def expectations(request: pytest.FixtureRequest, app: Deployed, drain_opts: DrainOptions,
+                 kd_config: RunConfig) -> MaintenanceExpectations:
+    """The bundled sample app must lose no request (SLO 1.0); a user workload is held to its SLO."""
+    bundled = not request.config.getoption("workload", default=None)
+    o = drain_opts
+    return MaintenanceExpectations(
+        slo=1.0 if bundled else kd_config.slo_for(app.spec.name).availability,
+        min_load_rps=kd_config.slo.min_load_rps, max_p99_ratio=o.max_p99_ratio, max_drain_s=o.max_drain_seconds,
+        min_sigterm_margin_s=o.min_sigterm_margin)
 
 
 @pytest.fixture(autouse=True)
@@ -216,6 +177,6 @@ def _no_node_left_cordoned(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def load_dir(tmp_path: Path) -> Path:
-    """Where locust writes its per-request logs (under the test's tmp dir, so meta-tests can find
-    any locust process left behind by its working directory)."""
+    """Where locust writes its per-request logs (under the test's tmp dir, so a leftover locust
+    process can be found by its working directory)."""
     return tmp_path / "load"
