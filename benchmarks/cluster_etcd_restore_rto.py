@@ -5,7 +5,8 @@ runbook): seed objects, snapshot, change objects, restore, judge. Prints, per ru
 writes unavailable: first failed probe to the next success, probes every 250 ms with a 1 s
 timeout), the procedure's duration, its slowest steps and whether every check passed; then
 p50 / min / max. Target: RTO p50 <= 120 s.
-Usage:  python benchmarks/cluster_etcd_restore_rto.py [--runs 3] [--kubeconfig K --context kind-NAME]
+Usage (from the repository root):
+    python -m benchmarks.cluster_etcd_restore_rto [--runs 3] [--kubeconfig K --context kind-NAME]
 Without --kubeconfig it creates a three-node kind cluster for the runs and deletes it after.
 
 Why it matters: the RTO is what a restore costs in API availability; the step timings show where
@@ -23,10 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kubedrill.cluster.handle import Cluster  # noqa: E402
-from kubedrill.scenarios.etcd_restore import judge, restore_rto, run_restore_drill  # noqa: E402
+from kubedrill.cluster.handle import Cluster
+from kubedrill.scenarios.etcd_restore import judge, restore_rto, run_restore_drill
 
 
 def get_cluster(args: argparse.Namespace) -> tuple[Cluster, bool]:

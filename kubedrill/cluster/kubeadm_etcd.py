@@ -40,7 +40,8 @@ DEFAULT_BUMP = 1_000_000_000
 
 
 class EtcdToolError(RuntimeError):
-    """An etcd client command failed on a node; the message carries the command and stderr."""
+    """An etcd client command failed on a node, or its answer lacks what was asked (no leader, an
+    unknown member); the message carries the command and what it said."""
 
 
 # -- pure: versions, manifests, command lines ---------------------------------------------------
@@ -257,6 +258,15 @@ class NodeEtcd:
     def member(self) -> EtcdMember:
         return parse_member(self.node, self.sh(["cat", ETCD_MANIFEST], timeout=30).stdout)
 
+    def identity(self) -> dict[str, int]:
+        """{cluster_id, revision} as this node's member reports them (empty when it does not answer):
+        a restore starts a new logical cluster, so a changed cluster id is the evidence it happened."""
+        st = self.endpoint_status(cluster_wide=False)
+        if not st:
+            return {}
+        h = st[0]["Status"]["header"]
+        return {"cluster_id": int(h["cluster_id"]), "revision": int(h["revision"])}
+
 
 def status_by_member(statuses: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """endpoint status JSON keyed by member id (leader, raft term, revision per member)."""
@@ -266,3 +276,30 @@ def status_by_member(statuses: list[dict[str, Any]]) -> dict[int, dict[str, Any]
 def leader_id(statuses: list[dict[str, Any]]) -> int | None:
     ids = {int(s["Status"]["leader"]) for s in statuses if int(s["Status"].get("leader", 0))}
     return ids.pop() if len(ids) == 1 else None
+
+
+def leader_node(cluster: Cluster, asker: str | None = None, version: str = "v3.6.5") -> str:
+    """The control-plane node whose etcd member leads, asked of `asker`'s member (default: the
+    first control plane)."""
+    t = NodeEtcd(cluster, asker or cluster.control_planes[0], version)
+    statuses = t.endpoint_status()
+    lid = leader_id(statuses)
+    if lid is None:
+        raise EtcdToolError(f"on {t.node}: etcd members do not agree on a leader: {statuses}; "
+                            "an election may be under way, ask again in a few seconds")
+    names = {int(m["ID"]): m["name"] for m in t.member_list()}
+    name = names.get(lid)
+    if name not in cluster.control_planes:
+        raise EtcdToolError(f"leader {lid:x} is member {name!r}, not a known control-plane node "
+                            f"{cluster.control_planes}: kubeadm names members after their nodes")
+    return name
+
+
+def healthy_members(cluster: Cluster, asker: str, expected: int | None = None,
+                    version: str = "v3.6.5") -> tuple[bool, str]:
+    """(at least `expected` members -- default: one per control plane -- answer healthy, what
+    etcdctl said), asked of `asker`'s member."""
+    want = len(cluster.control_planes) if expected is None else expected
+    _, text = NodeEtcd(cluster, asker, version).endpoint_health()
+    n = text.count("is healthy")
+    return n >= want, f"{n}/{want} healthy: {text[-300:]}"

@@ -21,9 +21,13 @@ from kubedrill.check import k8s_state as ks
 from kubedrill.record import objects as ko
 from kubedrill.check.etcd_checks import unavailability_windows
 from kubedrill.check.verdict import Figure, Verdict, safe_check
+from kubedrill.cluster.etcd_backup import Backup, take_backup
 from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.states import node_ready
 from kubedrill.cluster.waits import WaitTimeout, until
-from kubedrill.disrupt.cluster_etcd import Backup, RestoreProcedure, api_ready, take_backup
+from kubedrill.disrupt.base import NotEffective
+from kubedrill.disrupt.control_plane import api_ready
+from kubedrill.disrupt.etcd_restore import RestoreProcedure
 from kubedrill.load.api_prober import ApiConn, ApiProber, ApiTarget, configmap_path, list_rv, watch_from
 from kubedrill.record import Recorder, Window
 from kubedrill.workload.known_objects import KnownObjects
@@ -101,10 +105,7 @@ def _kube_system_uid(cluster: Cluster) -> tuple[str | None, str]:
 
 
 def _nodes_ready(cluster: Cluster) -> dict[str, bool]:
-    out: dict[str, bool] = {}
-    for n in cluster.core().list_node(_request_timeout=20).items:
-        out[n.metadata.name] = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-    return out
+    return {n.metadata.name: node_ready(n) for n in cluster.core().list_node(_request_timeout=20).items}
 
 
 def _put_rvs(rec: Recorder, what: str, lo: float = float("-inf"), hi: float = float("inf")) -> list[ko.RvSeen]:
@@ -145,6 +146,10 @@ def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: Procedur
         try:
             with proc.applied(rec):
                 pass
+        except NotEffective as exc:
+            # etcd kept its old data: restore-took-effect judges that same evidence, with the
+            # procedure's steps; it is a finding about the procedure, not a crash of it.
+            rec.event("procedure-not-effective", str(exc)[:500])
         except Exception as exc:  # noqa: BLE001 - recorded; the checkers judge what follows
             r.procedure_error = f"{type(exc).__name__}: {exc}"[:3000]
             rec.event("procedure-error", r.procedure_error[:500])

@@ -22,8 +22,9 @@ from typing import Callable
 import pytest
 
 from kubedrill.check.verdict import Status, Verdict
+from kubedrill.cluster.etcd_backup import Backup, foreign_backup
 from kubedrill.cluster.handle import Cluster
-from kubedrill.disrupt.cluster_etcd import Backup, RestoreProcedure, foreign_backup
+from kubedrill.disrupt.etcd_restore import RestoreProcedure
 from kubedrill.record import Recorder
 from kubedrill.report.model import TestResult
 from kubedrill.scenarios.etcd_restore import RestoreDrillRecord, judge, run_restore_drill

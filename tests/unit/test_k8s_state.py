@@ -279,7 +279,7 @@ class TestKubeadmEtcd:
 
 
 def test_foreign_apiserver_argv_points_at_another_etcd() -> None:
-    from kubedrill.disrupt.cluster_etcd import foreign_apiserver_argv
+    from kubedrill.cluster.etcd_backup import foreign_apiserver_argv
 
     manifest = yaml.safe_dump({"spec": {"containers": [{"name": "kube-apiserver", "command": [
         "kube-apiserver", "--advertise-address=172.18.0.9", "--etcd-servers=https://127.0.0.1:2379",
