@@ -78,7 +78,7 @@ def availability(
     kind: only operations whose kind starts with this (e.g. "http"); None means all.
     max_outage_seconds: also FAIL if the longest failure streak lasted longer than this.
     max_p99_ratio: also FAIL if p99 latency during the window exceeds this multiple of p99 before.
-    Series (kubedrill.report.series conventions): "timeline" (requests per bucket by outcome, t in
+    Series (kubedrill.record.series conventions): "timeline" (requests per bucket by outcome, t in
     seconds from the first request) and "windows" (the disruption, labelled `label`).
     """
     if window is None:

@@ -1,7 +1,7 @@
 """Scheduling checks for node maintenance: did cordon and drain move exactly what they should?
 
-Pure functions over snapshots (kubedrill.cluster.snapshot) and drain records
-(kubedrill.disrupt.node.NodePass), each returning a Verdict:
+Pure functions over snapshots (kubedrill.record.cluster) and drain records
+(kubedrill.record.maintenance.NodePass), each returning a Verdict:
 
   check_cordon           a cordoned node keeps its pods and takes no new ones
   check_rescheduled      the drained node's workload pods run again elsewhere, all replicas serving

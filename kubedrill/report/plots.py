@@ -1,4 +1,4 @@
-"""Turn a verdict's series (see kubedrill.report.series) into inline SVG plots.
+"""Turn a verdict's series (see kubedrill.record.series) into inline SVG plots.
 
 Each plot answers one release-gate question at a glance: did requests fail while the node was
 drained, did every pod exit before its grace period ran out, how long was etcd unavailable and how
