@@ -103,7 +103,8 @@ class Disruption(abc.ABC):
         try:
             self.inject()
             self.inject_s = rec.now() - start
-            rec.event("disruption-injected", self.name, **{k: str(v) for k, v in self.effect.items()})
+            rec.event("disruption-injected", self.name,
+                      **{k: str(v) for k, v in self.effect.items() if k not in ("at", "kind", "detail")})
             phase = "verify"
             took, evidence = self.verify()
             self.effect.setdefault("verified", evidence)

@@ -79,11 +79,11 @@ class Observer:
         components: dict[str, dict[str, str]] = {}
         try:
             pod_list: Any = self.core.list_namespaced_pod("kube-system", _request_timeout=self.timeout)
-            pods = pod_list.items
+            system_pods = pod_list.items
             for comp, sel in COMPONENT_LABELS.items():
                 key, _, value = sel.partition("=")
                 seen: dict[str, str] = {}
-                for p in pods:
+                for p in system_pods:
                     if (p.metadata.labels or {}).get(key) != value or p.metadata.deletion_timestamp is not None:
                         continue
                     where = p.metadata.name if comp == "coredns" else (p.spec.node_name or p.metadata.name)
