@@ -1,10 +1,14 @@
 """Leader re-election after SIGKILL of the leader, on a 3-member TLS etcd cluster in containers.
 
-Per trial: wait for a healthy cluster, SIGKILL the leader's container, then poll the two
-survivors every 20 ms for (a) the first moment a quorum names a new leader ("elected") and
-(b) the first successful write through a survivor ("writable"); then restart the old leader and
-wait for equal hashkv before the next trial. Prints p50 / p90 / max over the trials.
-Usage:  python benchmarks/etcd_election.py [--trials 12] [--size 3]
+Per trial: the quorum drill (kubedrill.scenarios.quorum) with the registered `etcd-kill-leader`
+fault under a put-only workload (2 clients per member, 25 puts/s each): the fault waits for a
+healthy cluster, SIGKILLs the leader's container and records `leader-elected` at the first poll
+(~50 ms apart) in which a quorum of the survivors names a new leader; the heal restarts the old
+leader and waits for equal hashkv, so every trial starts from a whole cluster. Per trial it prints
+the time from the kill to the new leader ("elected", from the drill's election verdict), to the
+first write a survivor's client got acknowledged ("writable"), and whether every check of judge()
+passed. Prints p50 / p90 / max over the trials.
+Usage (from the repository root):  python -m benchmarks.etcd_election [--trials 12] [--size 3]
 
 Why it matters: the election time is the floor of every write outage a leader loss causes.
 etcd's defaults (heartbeat 100 ms, election timeout 1000 ms) predict ~1-2 s: a follower waits
@@ -18,13 +22,18 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kubedrill.check.verdict import combine
+from kubedrill.config import SLOConfig
+from kubedrill.disrupt.base import Inconclusive
+from kubedrill.disrupt.etcd_faults import build_fault
+from kubedrill.etcd.standalone import standalone_run
+from kubedrill.load.etcd_workload import WorkloadConfig
+from kubedrill.record import Recorder
+from kubedrill.scenarios.quorum import QuorumDrillRecord, judge, run_quorum_drill
 
-from kubedrill.etcd.client import EtcdError  # noqa: E402
-from kubedrill.etcd.standalone import standalone_run  # noqa: E402
+LOAD = WorkloadConfig(key_prefix="kd/bench/elect/", keys=8, clients_per_endpoint=2, rate_per_client=25,
+                      max_duration_s=60, mix={"put": 1.0})
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -32,51 +41,47 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
 
 
+def writable_after(r: QuorumDrillRecord) -> float | None:
+    """From the kill to the first acknowledged put a survivor's workload client invoked after it."""
+    t0 = r.recorder.events_of("disruption-injected")[0].at
+    ends = [o.end for o in r.history if o.kind == "put" and o.outcome == "ok" and o.start >= t0
+            and o.client.split(".")[0] in r.survivors]
+    return min(ends) - t0 if ends else None
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--size", type=int, default=3)
     a = ap.parse_args()
     elected: list[float] = []
     writable: list[float] = []
+    slo = SLOConfig()
     with standalone_run() as run, run.cluster(a.size, name="elect") as c:
         for t in range(a.trials):
-            old = c.wait_healthy(timeout=30).leader
-            survivors = [m for m in c.members if m is not old]
-            t0 = time.monotonic()
-            old.kill("SIGKILL")
-            e = w = None
-            deadline = t0 + 20
-            clients = [m.client(timeout=0.5) for m in survivors]
-            while (e is None or w is None) and time.monotonic() < deadline:
-                if e is None:
-                    ids = []
-                    for m in survivors:
-                        try:
-                            ids.append(m.status(timeout=0.3).leader)
-                        except EtcdError:
-                            pass
-                    if len(ids) >= c.quorum and len(set(ids)) == 1 and ids[0] not in (0, old.member_id):
-                        e = time.monotonic() - t0
-                if w is None:
-                    try:
-                        clients[t % len(clients)].put("kd/bench/elect", str(t))
-                        w = time.monotonic() - t0
-                    except EtcdError:
-                        pass
-                time.sleep(0.02)
-            for cl in clients:
-                cl.close()
-            if e is None or w is None:
-                print(f"trial {t}: no new leader/write within 20 s: {c.describe()}", file=sys.stderr)
+            fault = build_fault("etcd-kill-leader", c, Recorder(f"trial-{t + 1}"))
+            try:
+                r = run_quorum_drill(c, fault, load=LOAD, seed=t, lead_s=1.0, hold_s=1.0, warmup_ops=20)
+            except Inconclusive as exc:
+                print(f"trial {t + 1}: {exc}", file=sys.stderr)
                 return 1
-            elected.append(e)
+            verdicts = judge(r, slo)
+            election = next(v for v in verdicts if v.check == "leader-election")
+            e = next((f.value for f in election.figures if f.name == "election_time"), None)
+            w = writable_after(r)
+            if e is None or w is None:
+                print(f"trial {t + 1}: no new leader or no acknowledged write after the kill: {election}",
+                      file=sys.stderr)
+                return 1
+            elected.append(float(e))
             writable.append(w)
-            print(f"trial {t + 1:2d}: killed {old.name}, new leader after {e:.3f} s, writable after {w:.3f} s", flush=True)
-            old.start()
-            c.wait_converged(timeout=30)
+            verdict = combine(fault.name, verdicts)
+            print(f"trial {t + 1:2d}: killed {r.old_leader}, new leader after {e:.3f} s, writable after {w:.3f} s, "
+                  f"checks {verdict.status.value.upper()}" + ("" if verdict.passed else f": {verdict.reason[:300]}"),
+                  flush=True)
     docker = subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
-    load = open("/proc/loadavg").read().split()[:3]
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
     print(f"\nmachine: {platform.machine()} {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores,"
           f" kernel {platform.release()}, Docker {docker}, load average {' '.join(load)}, Python {platform.python_version()}")
     print(f"etcd {run.image}, {a.size} members, TLS, heartbeat 100 ms, election timeout 1000 ms, {a.trials} trials")

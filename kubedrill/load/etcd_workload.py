@@ -17,9 +17,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from kubedrill.etcd.client import EtcdClient, EtcdError
+from kubedrill.etcd.cluster import Member
 from kubedrill.etcd.tls import ClientTLS
 from kubedrill.record import Operation, Recorder
 
@@ -31,6 +32,11 @@ class Endpoint:
     name: str
     host: str
     port: int = 2379
+
+
+def endpoints(members: Iterable[Member]) -> list[Endpoint]:
+    """Endpoints for etcd cluster members: each member's client port on its own IP."""
+    return [Endpoint(m.name, m.ip) for m in members]
 
 
 @dataclass(frozen=True)

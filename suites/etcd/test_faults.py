@@ -1,11 +1,12 @@
 """Process faults under a recorded workload: kill or freeze the leader, stop or restart a follower.
 
-Each test runs concurrent clients (put, linearizable get, serializable get, cas) against every
-member, requires a minimum rate before the fault (else the result is UNKNOWN, which fails), applies
-the fault, keeps the load running through healing, then reads every acknowledged write back at
-its revision. Verdicts: the fault took effect (the leader changed, measured), writes through
-the surviving members recovered, the history is linearizable per key, no acknowledged write
-was lost, and all members converged to equal `endpoint hashkv`.
+Each case is the quorum drill (kubedrill.scenarios.quorum): concurrent clients (put, linearizable
+get, serializable get, cas) against every member, a minimum rate before the fault (else the
+result is UNKNOWN, which fails), the fault held 2.5 s under load and healed while the load keeps
+running, then every acknowledged write read back at its revision. Verdicts: the fault took effect
+(the leader changed, measured), every surviving member takes writes, writes through the survivors
+recovered, the history is linearizable per key, no acknowledged write was lost, and all members
+converged to equal `endpoint hashkv`.
 
 Limits come from the run config's SLO (`kd_config.slo`): max_election_s, max_lost_writes, and
 the survivors' write outage, max_unavailability_s plus max_election_s when the leader is replaced.
@@ -14,106 +15,65 @@ the survivors' write outage, max_unavailability_s plus max_election_s when the l
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import pytest
 
-from fixtures.etcd import ClusterFactory, EtcdRun, endpoints
-from kubedrill.check.etcd_checks import (
-    check_election,
-    check_hashes_equal,
-    check_lost_writes,
-    check_min_rate,
-    check_unavailability,
-)
-from kubedrill.check.linearizability import check_linearizable
-from kubedrill.check.verdict import Verdict, combine
-from kubedrill.config import RunConfig
-from kubedrill.disrupt.etcd_faults import EtcdFault, Freeze, Kill, KillLeader, Restart, Stop, followers, leader, settle
-from kubedrill.etcd.cluster import EtcdCluster
-from kubedrill.load.etcd_workload import EtcdWorkload, WorkloadConfig, readback
+from fixtures.etcd import ClusterFactory
+from kubedrill.check.etcd_checks import check_hashes_equal
+from kubedrill.check.verdict import Verdict
+from kubedrill.disrupt.etcd_faults import Kill, Picker, build_fault, followers
+from kubedrill.load.etcd_workload import WorkloadConfig
 from kubedrill.record import Recorder
 from kubedrill.report.model import TestResult
+from kubedrill.scenarios.quorum import OP_TIMEOUT_S, QuorumDrillRecord, run_quorum_drill
 
 pytestmark = [pytest.mark.needs_docker]
 
-OP_TIMEOUT = 2.0
-# ok ops/s required before the fault: at 10/s a 1 s outage still hits ~10 operations. The
-# nominal rate is 25/s per member; 10 leaves room for a loaded 2-core machine.
-MIN_RATE = 10.0
-# (size, fault factory, leader must change)
-CASES: list[tuple[int, Callable[[], EtcdFault], bool]] = [
-    (3, KillLeader, True),
-    (5, KillLeader, True),
-    (3, lambda: Freeze(leader(), expect_new_leader=True), True),
-    (3, lambda: Stop(followers(1)), False),
-    (3, lambda: Restart(followers(1)), False),
+LOAD = WorkloadConfig(key_prefix="kd/fault/", keys=8, op_timeout_s=OP_TIMEOUT_S, max_duration_s=60,
+                      rate_per_client=25, max_ops=5000)
+
+
+@dataclass(frozen=True)
+class Case:
+    size: int
+    fault: str  # a registered etcd fault
+    targets: Picker | None = None  # for faults that take them
+
+    @property
+    def id(self) -> str:
+        what = self.fault.removeprefix("etcd-") + (f"-{self.targets.__name__}" if self.targets else "")
+        return f"size-{self.size}/{what}"
+
+
+CASES = [
+    Case(3, "etcd-kill-leader"),
+    Case(5, "etcd-kill-leader"),
+    Case(3, "etcd-freeze-leader"),
+    Case(3, "etcd-stop", followers(1)),
+    Case(3, "etcd-restart", followers(1)),
 ]
 
 
-def _id(size: int, make: Callable[[], EtcdFault]) -> str:
-    return f"size-{size}/{make().name}"
-
-
-@pytest.mark.parametrize(("size", "make_fault", "leader_changes"), CASES, ids=[_id(c[0], c[1]) for c in CASES])
-def test_fault_under_load(size: int, make_fault: Callable[[], EtcdFault], leader_changes: bool,
-                          etcd_cluster: ClusterFactory, etcd_run: EtcdRun, etcd_recorder: Recorder, etcd_seed: int,
-                          kd_report: TestResult, kd_config: RunConfig) -> None:
-    slo = kd_config.slo
-    cluster = etcd_cluster(size)
-    rec = etcd_recorder
-    cfg = WorkloadConfig(key_prefix="kd/fault/", keys=8, op_timeout_s=OP_TIMEOUT, max_duration_s=60,
-                         rate_per_client=25, max_ops=5000)
-    load = EtcdWorkload(endpoints(cluster.members), etcd_run.tls, rec, cfg, seed=etcd_seed)
-    fault = make_fault()
-    with load.running():
-        load.wait_ops(40, timeout=20)
-        settle(2.0)
-        with fault.applied(cluster, rec, heal_timeout=45):
-            settle(2.5)  # the fault stays applied under load
-        settle(1.0)  # load keeps running after healing, so recovery is in the record
-    assert not load.errors, load.errors
-
-    hit = {m.name for m in fault.targets}
-    survivors_ops = [o for o in rec.history if o.client.split(".")[0] not in hit]
-    readback(rec.history, endpoints(cluster.members)[0], etcd_run.tls, rec)
-    t_check = time.monotonic()
-    verdicts: list[Verdict] = [
-        check_min_rate(rec.history, before=rec.events_of("disruption-start")[0].at, min_rate=MIN_RATE, lookback_s=2.0),
-        check_unavailability(survivors_ops, max_window_s=slo.etcd_outage_allowed(leader_changes),
-                             label="survivor-write"),
-        check_linearizable(rec.history, time_budget_s=15),
-        check_lost_writes(rec.history, max_lost=slo.max_lost_writes),
-        _converged(cluster, rec),
-    ]
-    if leader_changes:
-        verdicts.append(check_election(rec.events, max_s=slo.max_election_s))
-    kd_report.figure("checkers_time", round(time.monotonic() - t_check, 3), "s")
-    kd_report.figure("operations_recorded", len(rec.history), "ops")
-    for v in verdicts:
-        kd_report.add(v)
-    verdict = combine(fault.name, verdicts)
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fault_under_load(case: Case, etcd_cluster: ClusterFactory, etcd_recorder: Recorder, etcd_seed: int,
+                          judged: Callable[[QuorumDrillRecord], Verdict]) -> None:
+    cluster = etcd_cluster(case.size)
+    options = {"targets": case.targets} if case.targets else {}
+    fault = build_fault(case.fault, cluster, etcd_recorder, **options)
+    record = run_quorum_drill(cluster, fault, load=LOAD, seed=etcd_seed, hold_s=2.5)
+    verdict = judged(record)
     assert verdict.passed, str(verdict)
 
 
-def _converged(cluster: EtcdCluster, rec: Recorder) -> Verdict:
-    """Ask every member for hashkv at one revision now that the fault is healed."""
-    rev, _ = cluster.wait_converged(timeout=30)
-    hashes = {}
-    for m in cluster.members:
-        with m.client(timeout=3) as c:
-            hashes[m.name] = c.hashkv(rev)[0]
-    return check_hashes_equal(hashes, rev)
-
-
 @pytest.mark.parametrize("size", [3], ids=["size-3/kill-follower-catch-up"])
-def test_recovered_member_catches_up(size: int, etcd_cluster: ClusterFactory, etcd_run: EtcdRun,
-                                     etcd_recorder: Recorder, kd_report: TestResult) -> None:
+def test_recovered_member_catches_up(size: int, etcd_cluster: ClusterFactory, etcd_recorder: Recorder,
+                                     kd_report: TestResult) -> None:
     """A member killed while 2000 keys are written comes back and reaches equal hashkv."""
     cluster = etcd_cluster(size)
-    rec = etcd_recorder
-    fault = Kill(followers(1))
-    with fault.applied(cluster, rec, converge_after=False):
+    fault = Kill(cluster, etcd_recorder, followers(1), converge_after=False)
+    with fault.applied():
         victim = fault.targets[0]
         writer = next(m for m in cluster.members if m is not victim)
         with writer.client(timeout=10) as c:

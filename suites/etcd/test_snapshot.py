@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.etcd import ClusterFactory, EtcdRun, endpoints
+from fixtures.etcd import ClusterFactory, EtcdRun
 from kubedrill.check.etcd_checks import KV, check_hashes_equal, check_restored_state
 from kubedrill.check.verdict import Verdict, combine
 from kubedrill.etcd.client import EtcdError, KeyValue
 from kubedrill.etcd.cluster import EtcdCluster
 from kubedrill.etcd.tools import snapshot_restore, snapshot_save, snapshot_status
-from kubedrill.load.etcd_workload import Dataset, load_dataset
+from kubedrill.load.etcd_workload import Dataset, endpoints, load_dataset
 from kubedrill.report.model import TestResult
 
 pytestmark = [pytest.mark.needs_docker]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -143,12 +144,66 @@ def test_context_without_kubeconfig_is_refused() -> None:
 def test_yaml_and_file_errors_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.yaml")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match=r"kubedrill.yaml:2:1: malformed YAML"):
         load_config(write(tmp_path, "cluster: [unclosed\n"))
     with pytest.raises(ConfigError, match="expected a mapping at the top level, got a list"):
         load_config(write(tmp_path, "- a\n- b\n"))
     with pytest.raises(ConfigError, match="config.version: 2 is not a supported config version"):
         load_config(write(tmp_path, "version: 2\n"))
+
+
+# Found by tests/unit/test_fuzz_inputs.py: each of these raised another exception type, hung, or
+# was accepted as a value no suite can use.
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"cluster:\n  kind_config: caf\xe9\n", "kubedrill.yaml:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"),
+        (b"slo: {min_load_rps: 1" + b"0" * 400 + b"}\n", "config.slo.min_load_rps: expected a number >= 0, got <an integer"),
+        (b"cluster: {k8s_version: 2020-13-45}\n", "kubedrill.yaml:1:24: a value cannot be read as its type (ValueError"),
+        (b"cluster: {k8s_version: .nan}\n", "config.cluster.k8s_version: expected a non-empty string, got nan"),
+        (b"version: true\n", "config.version: True is not a supported config version"),
+        (b"'': 1\n", "config.'': unknown field"),
+        (b"suites: [smoke]\nsuites: [drain]\n", "kubedrill.yaml:2:1: duplicate key 'suites' (first at line 1)"),
+        (b"suites: [smoke]\n---\nsuites: [drain]\n", "kubedrill.yaml:3: a config is one YAML document, this file has 2"),
+        (b"suites: &s [*s]\n", "kubedrill.yaml:1:9: an alias (*name) refers to a value that contains it"),
+        (b"cluster: " + b"[" * 2000 + b"]" * 2000 + b"\n", "kubedrill.yaml:1:110: malformed YAML: nested deeper than 100 levels"),
+        (b"cluster: {context: a\x00b}\n", "kubedrill.yaml:1: malformed YAML: character U+0000 is not allowed in YAML"),
+        (b"suites: [drain]\ncluster: {kubeconfig: k, context: \"kind\\nx\"}\n",
+         "set cluster.allow_disruptive_on: 'kind\\nx' to allow it"),
+        (b"\"a\\nb\": 1\n", "config.'a\\nb': unknown field"),
+    ],
+    ids=["not-utf8", "huge-int", "bad-date", "nan-version-string", "bool-version", "empty-key", "duplicate-key",
+         "two-documents", "self-alias", "deep", "nul", "newline-in-context", "newline-in-key"],
+)
+def test_hostile_files_give_one_config_error(tmp_path: Path, raw: bytes, problem: str) -> None:
+    path = tmp_path / "kubedrill.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(path) in str(exc.value)
+    assert any(problem in p for p in problems(exc)), problems(exc)
+    assert all("\n" not in p for p in problems(exc)), problems(exc)  # one line per problem
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    """A billion-laughs config used to hang in the error message's repr of `suites`."""
+    levels = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = tmp_path / "kubedrill.yaml"
+    path.write_text("\n".join(levels) + "\nsuites: *l8\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"aliases \(\*name\) expand this document to 926,177,115 values from 29"):
+        load_config(path)
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("value", ["!!int", "!!timestamp x", "!!bool", "a\x00b", "[a, &x [*x]]"])
+def test_parse_set_keeps_unreadable_yaml_as_text(value: str) -> None:
+    """These made PyYAML raise IndexError/AttributeError/KeyError (or a self-containing list) out of
+    --kd-set; the text is kept and validation then says what the field expects."""
+    assert parse_set([f"cluster.kind_config={value}"]) == {"cluster.kind_config": value}
+    with pytest.raises(ConfigError, match="config.cluster.kind_config: .* is not one of single, three-node, ha"):
+        load_config(None, parse_set([f"cluster.kind_config={value}"]))
 
 
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
@@ -197,7 +252,9 @@ def test_fields_nothing_read_are_refused(key: str) -> None:
 
 
 def _suite_sources() -> str:
-    return "\n".join(p.read_text() for p in sorted((REPO_ROOT / "suites").rglob("*.py")))
+    """The suites and the scenarios whose judge() they call with the run config's SLO."""
+    files = [*(REPO_ROOT / "suites").rglob("*.py"), *(REPO_ROOT / "kubedrill" / "scenarios").rglob("*.py")]
+    return "\n".join(p.read_text() for p in sorted(files))
 
 
 def _slo_fields_read_by_suites() -> set[str]:
