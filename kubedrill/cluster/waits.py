@@ -34,7 +34,7 @@ def until(what: str, probe: Callable[[], tuple[bool, str]], timeout: float, inte
         try:
             done, seen = probe()
         except GiveUp as exc:
-            raise WaitTimeout(f"gave up waiting for {what}: {exc}" + (f"\nHint: {hint}" if hint else "")) from exc
+            raise WaitTimeout(f"expected {what}, but gave up early: {exc}." + (f"\nTry: {hint}" if hint else "")) from exc
         except Exception as exc:  # noqa: BLE001 - a failing probe is an observation, not a crash
             done, seen = False, f"probe error: {exc!r}"
         if done:
@@ -47,8 +47,8 @@ def until(what: str, probe: Callable[[], tuple[bool, str]], timeout: float, inte
                 except Exception as exc:  # noqa: BLE001
                     extra = f"\n(diagnostics failed: {exc!r})"
             raise WaitTimeout(
-                f"timed out after {timeout:.0f}s waiting for {what}.\nLast seen: {seen}"
-                + (f"\nHint: {hint}" if hint else "") + extra
+                f"expected {what} within {timeout:.0f}s; timed out.\nLast seen: {seen}"
+                + (f"\nTry: {hint}" if hint else "") + extra
             )
         time.sleep(interval)
 
