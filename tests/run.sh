@@ -44,7 +44,7 @@ upgrade_cached() { docker images --format '{{.Tag}}' kubedrill/node | grep -q "^
 BUILD_ARGS=()
 if [ -n "${KUBEDRILL_DEFER_UPGRADE:-}" ]; then
   :
-elif upgrade_cached || [ -d "$HOME/.cache/kubedrill/k8s/$UPGRADE_FROM/bin" ]; then
+elif upgrade_cached || [ -d "${KUBEDRILL_CACHE:-$HOME/.cache/kubedrill}/k8s/$UPGRADE_FROM/bin" ]; then
   BUILD_ARGS+=(--with-upgrade-source)
 else
   # Building a second Kubernetes cold would push a fresh machine past CI's time limit.
@@ -52,11 +52,29 @@ else
 fi
 .tox/kd/bin/python -m kubedrill build "${BUILD_ARGS[@]}" || { echo "offline build failed"; exit 2; }
 bash clusters/images/build-sample-app.sh >/dev/null || { echo "sample app build failed"; exit 2; }
+bash clusters/images/build-thirdparty.sh >/dev/null || { echo "third-party servers image build failed"; exit 2; }
+# Preflight's kube-apiservers of the target versions: one more Kubernetes build per version (~6-13 min
+# each on 2 cores). Like the upgrade source, they are built only when already cached or asked for.
+PREFLIGHT_TARGETS=$(grep ^PREFLIGHT_TARGETS= clusters/versions.env | cut -d= -f2)
+preflight_cached() { for v in ${PREFLIGHT_TARGETS//,/ }; do [ -x "${KUBEDRILL_CACHE:-$HOME/.cache/kubedrill}/apiserver/$v/bin/kube-apiserver" ] || return 1; done; }
+if [ -n "${KUBEDRILL_DEFER_PREFLIGHT:-}" ]; then
+  :
+elif preflight_cached || [ -n "${KUBEDRILL_BUILD_PREFLIGHT:-}" ]; then
+  bash clusters/images/build-apiserver.sh >/dev/null || { echo "preflight kube-apiserver build failed"; exit 2; }
+else
+  export KUBEDRILL_DEFER_PREFLIGHT="the kube-apiservers $PREFLIGHT_TARGETS are not cached and building them cold does not fit CI's time limit; run 'bash clusters/images/build-apiserver.sh' once, then 'tox -e preflight'"
+fi
 
 run_tox unit unit
 run_tox browser browser
 run_tox integration integration
 run_tox etcd etcd
+if [ -n "${KUBEDRILL_DEFER_PREFLIGHT:-}" ]; then
+  step "DEFERRED: preflight suite"
+  echo "!!! kubedrill: the preflight suite was DEFERRED: $KUBEDRILL_DEFER_PREFLIGHT"
+else
+  run_tox preflight preflight
+fi
 step "kind suites sharing one three-node cluster: smoke, shutdown, drain + meta-tests"
 if ! .tox/kd/bin/python -m pytest -p no:cacheprovider --junitxml="$ROOT/reports/ci/kind-suites.xml" \
     suites/smoke suites/shutdown suites/drain tests/meta/test_shutdown_meta.py tests/meta/test_drain_meta.py; then
