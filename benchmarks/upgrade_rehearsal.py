@@ -1,11 +1,14 @@
 """How long does the kubeadm upgrade rehearsal take here, and did users notice? Prints and records it.
 
-Runs `pytest suites/upgrade` once (a fresh kind cluster at K8S_UPGRADE_FROM, upgraded to K8S_VERSION
-under locust load), then reads its results.json and the raw record (reports/.../upgrade/record.json)
-and prints: wall time (cluster creation included), rehearsal time, staging time, each node's step
-with its phases, requests and failures. Writes benchmarks/upgrade_results.json (committed).
+Runs the upgrade suite's drill once (`kubedrill.scenarios.upgrade`: a fresh kind cluster at
+K8S_UPGRADE_FROM with the graceful sample app, upgraded to K8S_VERSION under locust load), judges
+it with the suite's checks (`judge`), and prints: wall time (cluster creation included), rehearsal
+time, staging time, each node's step with its phases, requests and failures, and every failed
+check. Appends the run to benchmarks/upgrade_results.json (committed).
 
 Usage:  python benchmarks/upgrade_rehearsal.py [--config three-node|ha] [--out FILE]
+        python benchmarks/upgrade_rehearsal.py --kubeconfig K --context kind-NAME   (a kind cluster at
+        K8S_UPGRADE_FROM; it ends at K8S_VERSION)
 
 Why it matters: the issue's budget is <= 15 min for the three-node rehearsal and zero failed
 requests for the graceful sample app; this is the number to watch when the recipe changes.
@@ -29,6 +32,8 @@ HA (--config ha: 3 control planes + 2 workers, opt-in), same day: cluster creati
 66 s, control-plane 224 s (kubeadm apply), control-plane2 213 s (kubeadm upgrade node 174 s); 0 of
 13265 requests failed, skew within policy; then the rollout HALTED: a worker was reported NotReady
 for ~9 s while control-plane2 was out (two nodes out at once). Details in upgrade_results.json.
+(Runs recorded before the rehearsal moved into kubedrill.scenarios list "outcomes" per suite test;
+later runs list them per check.)
 """
 
 from __future__ import annotations
@@ -37,70 +42,105 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kubedrill.check.verdict import Verdict  # noqa: E402
+from kubedrill.cluster.handle import Cluster  # noqa: E402
+from kubedrill.cluster.paths import versions  # noqa: E402
+from kubedrill.scenarios.upgrade import RehearsalRecord, Settings, judge, prepare_release, run_upgrade_rehearsal  # noqa: E402
+from kubedrill.workload.deploy import deployed  # noqa: E402
+from kubedrill.workload.sample import build_sample_image, sample_workload  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def fig(test: dict[str, Any], name: str) -> Any:
-    return next((f["value"] for f in test.get("figures", []) if f["name"] == name), None)
-
-
-def summarize(results: dict[str, Any], record: dict[str, Any], wall_s: float, config: str) -> dict[str, Any]:
-    tests = {t["name"]: t for t in results.get("tests", [])}
-    users = tests.get("test_users_never_noticed", {})
+def summarize(rec: RehearsalRecord, verdicts: list[Verdict], wall_s: float, config: str) -> dict[str, Any]:
+    http = rec.http
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": config,
-        "versions": results.get("run", {}).get("pinned", {}),
+        "versions": versions(),
         "host": {"cpus": os.cpu_count(), "loadavg_at_end": [round(x, 1) for x in os.getloadavg()]},
-        "gate": results.get("summary", {}).get("gate"),
-        "outcomes": {k: v["outcome"] for k, v in tests.items()},
+        "gate": "pass" if all(v.passed for v in verdicts) else "fail",
+        "outcomes": {v.check: v.status.value for v in verdicts},
         "wall_seconds": round(wall_s, 1),
-        "rehearsal_seconds": fig(users, "rehearsal_seconds"),
-        "upgrade_seconds": fig(users, "upgrade_seconds"),
-        "requests_total": fig(users, "requests_total"),
-        "requests_failed": fig(users, "requests_failed_total"),
-        "halted": record.get("halted", ""),
-        "staged_images": {k: len(v) for k, v in record.get("staged", {}).items()},
-        "nodes": [{"node": n["node"], "role": n["role"], "kubeadm": n["kubeadm"], "window_s": n["window_s"],
-                   "phases": {p["name"]: p["seconds"] for p in n["phases"]}} for n in record.get("nodes", [])],
+        "rehearsal_seconds": round(rec.seconds, 1),
+        "upgrade_seconds": round(rec.upgrade_window.duration, 1) if rec.upgrade_window else None,
+        "requests_total": len(http),
+        "requests_failed": sum(o.outcome != "ok" for o in http),
+        "halted": rec.halted,
+        "staged_images": {k: len(v) for k, v in rec.staged.items()},
+        "nodes": [{"node": n.node, "role": n.role, "kubeadm": n.kubeadm_step,
+                   "window_s": round(n.window.duration, 1) if n.window else None,
+                   "phases": {p.name: round(p.seconds, 1) for p in n.phases}} for n in rec.nodes],
     }
+
+
+def get_cluster(args: argparse.Namespace, source: str) -> tuple[Cluster, bool]:
+    """(cluster at `source`, created here); an attached cluster must be a kind cluster at `source`."""
+    if args.kubeconfig:
+        from kubedrill.cluster.existing import attach
+
+        return attach(args.kubeconfig, args.context, allow_disruptive_on=args.context), False
+    from kubedrill.cluster import kind, setup
+    from kubedrill.cluster.waits import wait_cluster_ready
+
+    setup.ensure_engine()
+    setup.ensure_kind()
+    c = kind.create(args.config, setup.choose_node_image(source).ref, k8s_version=source)
+    wait_cluster_ready(c, timeout=400)
+    return c, True
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="three-node", choices=("three-node", "ha"))
+    ap.add_argument("--kubeconfig")
+    ap.add_argument("--context")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "upgrade_results.json"))
     args = ap.parse_args()
-    reports = Path(tempfile.mkdtemp(prefix="kd-upgrade-bench-"))
-    argv = [sys.executable, "-m", "pytest", "suites/upgrade", "--upgrade-config", args.config, "--reports-dir",
-            str(reports), "-p", "no:cacheprovider"]
+    pinned = versions()
+    source, target = pinned["K8S_UPGRADE_FROM"], pinned["K8S_VERSION"]
+    release = prepare_release(target)
+    image = build_sample_image()
     t0 = time.monotonic()
-    p = subprocess.run(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=5400)
+    cluster, owned = get_cluster(args, source)
+    try:
+        with deployed(cluster, sample_workload("graceful", replicas=3, image=image), purpose="bench-upgrade",
+                      wait_deleted=False, timeout=300) as d:
+            rec = run_upgrade_rehearsal(cluster, release, d, Settings(source, target))
+    finally:
+        if owned:
+            from kubedrill.cluster import kind
+
+            kind.delete(cluster.name)
     wall = time.monotonic() - t0
-    results = json.loads((reports / "latest" / "results.json").read_text())
-    rec_path = reports / "latest" / "upgrade" / "record.json"
-    record = json.loads(rec_path.read_text()) if rec_path.exists() else {}
-    run = summarize(results, record, wall, args.config)
-    print(f"gate {run['gate']} (pytest exit {p.returncode}); wall {run['wall_seconds']} s incl. cluster creation; "
-          f"rehearsal {run['rehearsal_seconds']} s; upgrade window {run['upgrade_seconds']} s")
+    verdicts = judge(rec)
+    where = Path(tempfile.mkdtemp(prefix="kd-upgrade-bench-"))
+    rec.dump(where)
+    run = summarize(rec, verdicts, wall, "attached" if not owned else args.config)
+    print(f"gate {run['gate']}; wall {run['wall_seconds']} s incl. cluster creation; rehearsal "
+          f"{run['rehearsal_seconds']} s; upgrade window {run['upgrade_seconds']} s; raw record in {where}")
     print(f"requests {run['requests_total']}, failed {run['requests_failed']}; halted: {run['halted'] or 'no'}")
     print(f"{'node':38s} {'kubeadm':8s} {'step s':>7s}  phases")
     for n in run["nodes"]:
         phases = ", ".join(f"{k} {v:.0f}" for k, v in n["phases"].items())
         print(f"{n['node']:38s} {n['kubeadm']:8s} {n['window_s'] or 0:7.1f}  {phases}")
+    for v in verdicts:
+        if not v.passed:
+            print(f"  {v}"[:600])
     out = Path(args.out)
     doc: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {"about": __doc__.split("\n")[0], "runs": []}
     doc["runs"].append(run)
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"recorded in {out}")
-    return p.returncode
+    return 0 if run["gate"] == "pass" else 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ by copy-then-rename, as dpkg does, so a running kubelet keeps its old inode unti
 There is no registry, so the target's images are imported into every node's containerd before
 the first step (`stage_images`), the role deciding which ones a node needs.
 
-`UpgradeNode` is a Disruption: uncordon is its heal, so a node is never left cordoned.
+`UpgradeNode` is a Disruption (registered as "upgrade-node"): uncordon is its heal, so a node is
+never left cordoned, and `verify()` reads back that the node really runs the target (its kubelet's
+reported version; on a control plane, its static pods' images).
 `Rollout` refuses an upgrade kubeadm would refuse (more than one minor, downgrade) before it
 touches anything, and gives the node order (control planes first, unless told otherwise to
 rehearse the mistake).
@@ -24,23 +26,25 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, TypeVar
 
-from kubedrill.record.versions import UpgradePlan, Version, check_upgrade_path, parse_upgrade_plan, plan_problems
 from kubedrill.cluster.handle import Cluster, CommandFailed
 from kubedrill.cluster.paths import cache_dir
 from kubedrill.cluster.progress import say
+from kubedrill.cluster.states import node_ready
 from kubedrill.cluster.waits import until
-from kubedrill.disrupt.base import Disruption, DisruptionError
+from kubedrill.disrupt.base import Disruption, DisruptionError, register
 from kubedrill.disrupt.node import DrainNode, all_nodes_in_service
 from kubedrill.record import Recorder
 from kubedrill.record.maintenance import Phase
+from kubedrill.record.versions import UpgradePlan, Version, check_upgrade_path, parse_upgrade_plan, plan_problems
 
 T = TypeVar("T")
 Role = Literal["control-plane", "worker"]
 Order = Literal["control-plane-first", "workers-first"]
+Step = Literal["apply", "node"]  # `kubeadm upgrade apply` (the first control plane) or `kubeadm upgrade node`
 ORDERS: tuple[str, ...] = ("control-plane-first", "workers-first")
 # Images a worker needs from the target release: kube-proxy (DaemonSet), CoreDNS (may be scheduled
 # there), pause (sandboxes; kubeadm's CreateJob health check). Control planes need them all.
@@ -174,20 +178,24 @@ def kubeadm(cluster: Cluster, node: str, *args: str, timeout: float = 900) -> st
     return p.stdout + p.stderr
 
 
+def static_pods(cluster: Cluster, node: str) -> dict[str, tuple[str, bool]]:
+    """component -> (image tag, all containers Ready) of the control-plane static pods on `node`."""
+    seen: dict[str, tuple[str, bool]] = {}
+    for p in cluster.core().list_namespaced_pod("kube-system", field_selector=f"spec.nodeName={node}").items:
+        comp = (p.metadata.labels or {}).get("component", "")
+        if comp in STATIC_PODS:
+            cs = p.status.container_statuses or []
+            seen[comp] = (p.spec.containers[0].image.rsplit(":", 1)[-1], bool(cs) and all(c.ready for c in cs))
+    return seen
+
+
 def static_pods_ready(cluster: Cluster, node: str, release: Release) -> tuple[bool, str]:
     """(all static pods of `node` Ready at the release's tags and /readyz ok, what was seen)."""
     ready = cluster.kubectl("get", "--raw", "/readyz", timeout=20, check=False)
     if ready.returncode != 0 or ready.stdout.strip() != "ok":
         return False, f"/readyz: {(ready.stdout + ready.stderr).strip()[:200]}"
-    want = {c: release.image_tag(c) for c in STATIC_PODS}
-    seen = {}
-    for p in cluster.core().list_namespaced_pod("kube-system", field_selector=f"spec.nodeName={node}").items:
-        comp = (p.metadata.labels or {}).get("component", "")
-        if comp in want:
-            cs = p.status.container_statuses or []
-            tag = p.spec.containers[0].image.rsplit(":", 1)[-1]
-            seen[comp] = (tag, bool(cs) and all(c.ready for c in cs))
-    bad = [f"{c}={seen.get(c, ('missing', False))}" for c in STATIC_PODS if seen.get(c) != (want[c], True)]
+    seen = static_pods(cluster, node)
+    bad = [f"{c}={seen.get(c, ('missing', False))}" for c in STATIC_PODS if seen.get(c) != (release.image_tag(c), True)]
     return not bad, ("all static pods Ready at target" if not bad else "not yet: " + ", ".join(bad))
 
 
@@ -230,13 +238,14 @@ def kubelet_apiservers(cluster: Cluster) -> dict[str, str]:
 
 
 def kubelet_version_of(cluster: Cluster, node: str) -> tuple[bool, str]:
+    """(node Ready, the kubelet version the node reports to the API)."""
     n = cluster.core().read_node(node)
-    ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
-    return ready, str(n.status.node_info.kubelet_version)
+    return node_ready(n), str(n.status.node_info.kubelet_version)
 
 
 # --- one node's step ---------------------------------------------------------------------------------
 
+@register("upgrade-node")
 class UpgradeNode(Disruption):
     """Drain one node, upgrade kubeadm, run its kubeadm step, upgrade kubelet/kubectl, restart; uncordon on heal.
 
@@ -245,7 +254,7 @@ class UpgradeNode(Disruption):
     `plan` / `plan_text` the parsed and raw `kubeadm upgrade plan` (first control plane only).
     """
 
-    def __init__(self, cluster: Cluster, node: str, role: Role, target: Release, kubeadm_step: Literal["apply", "node"],
+    def __init__(self, cluster: Cluster, node: str, role: Role, target: Release, kubeadm_step: Step,
                  recorder: Recorder | None = None, drain_timeout_s: int = 240, kubeadm_timeout_s: float = 900,
                  ready_timeout_s: float = 300, current_version: str = "") -> None:
         super().__init__()
@@ -255,7 +264,7 @@ class UpgradeNode(Disruption):
         self.drain = DrainNode(cluster, node, timeout_s=drain_timeout_s)
         self.kubeadm_timeout_s, self.ready_timeout_s = kubeadm_timeout_s, ready_timeout_s
         self.current_version = current_version
-        self.name = f"upgrade/{node}"
+        self.name = f"{type(self).name}/{node}"
         self.phases: list[Phase] = []
         self.plan: UpgradePlan | None = None
         self.plan_text = ""
@@ -327,6 +336,26 @@ class UpgradeNode(Disruption):
                 hint=f"docker exec {self.node} crictl ps -a shows which static pod does not start"))
         self.effect["kubelet_after"] = kubelet_version_of(self.cluster, self.node)[1]
 
+    def verify(self) -> tuple[bool, str]:
+        """The node runs the target: its kubelet reports it and, on a control plane, every static pod
+        runs the target's image (read back from the API, not taken from kubeadm's word)."""
+        want = self.target.version
+        try:
+            kubelet = kubelet_version_of(self.cluster, self.node)[1]
+            pods = static_pods(self.cluster, self.node) if self.role == "control-plane" else {}
+        except Exception as exc:  # noqa: BLE001 - an unanswered read is no evidence of the upgrade
+            return False, f"could not read {self.node}'s versions from the API: {type(exc).__name__}: {str(exc)[:300]}"
+        problems = [] if kubelet == want else [f"kubelet reports {kubelet}, expected {want}"]
+        if self.role == "control-plane":
+            for comp in STATIC_PODS:
+                tag, expected = pods.get(comp, ("missing", False))[0], self.target.image_tag(comp)
+                if tag != expected:
+                    problems.append(f"static pod {comp} runs {tag}, expected {expected}")
+        if problems:
+            return False, f"{self.node}: " + "; ".join(problems)
+        return True, (f"{self.node}: kubelet reports {kubelet}"
+                      + (f"; static pods {', '.join(STATIC_PODS)} at the target's images" if pods else ""))
+
     def heal(self) -> None:
         uncordon_until(self.cluster, self.node)
 
@@ -341,7 +370,6 @@ class Rollout:
     target: Release
     order: Order = "control-plane-first"
     current_version: str = ""
-    steps_done: list[str] = field(default_factory=list)
 
     def preflight(self) -> str:
         """Read the cluster version from the API server and refuse a skip of more than one minor (as kubeadm would)."""
@@ -351,7 +379,7 @@ class Rollout:
         check_upgrade_path(self.current_version, self.target.version, self.target.version)
         return self.current_version
 
-    def sequence(self) -> list[tuple[str, Role, Literal["apply", "node"]]]:
+    def sequence(self) -> list[tuple[str, Role, Step]]:
         """(node, role, kubeadm step) in rollout order. workers-first exists only to rehearse the mistake."""
         cps = [(n, "control-plane") for n in self.cluster.control_planes]
         ws = [(n, "worker") for n in self.cluster.workers]
@@ -377,7 +405,7 @@ class Rollout:
             futures = {node: pool.submit(one, node, role) for node, role, _ in seq}
             return {node: f.result() for node, f in futures.items()}
 
-    def step(self, node: str, role: Role, kubeadm_step: Literal["apply", "node"],
+    def step(self, node: str, role: Role, kubeadm_step: Step,
              recorder: Recorder | None = None) -> UpgradeNode:
         return UpgradeNode(self.cluster, node, role, self.target, kubeadm_step, recorder=recorder,
                            current_version=self.current_version)

@@ -1,4 +1,5 @@
-"""Upgrade suite wiring: versions, a cluster at the source version, the workload, the target release.
+"""Upgrade suite wiring: versions, a cluster at the source version, the workload, the target release,
+and the rehearsal itself (kubedrill.scenarios.upgrade), run once per module and judged once.
 
 Options (also as environment variables, for `kubedrill run` and CI):
   --upgrade-from  KUBEDRILL_UPGRADE_FROM   default K8S_UPGRADE_FROM in clusters/versions.env
@@ -12,24 +13,42 @@ source version's node image takes ~20 minutes on 2 cores).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
 
-from kubedrill.record.versions import UpgradeRefused, check_upgrade_path
+from fixtures.cluster import VersionedClusters
+from kubedrill.check.verdict import Verdict
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.paths import versions
 from kubedrill.cluster.progress import say
+from kubedrill.config import RunConfig
 from kubedrill.disrupt.upgrade import ORDERS, Release, ReleaseMissing
-from kubedrill.workload.spec import WorkloadSpec
-from fixtures.cluster import VersionedClusters
-from suites.upgrade.rehearsal import live_progress
+from kubedrill.record.versions import UpgradeRefused, check_upgrade_path
+from kubedrill.scenarios.upgrade import RehearsalRecord, Settings, judge, prepare_release, run_upgrade_rehearsal
+from kubedrill.workload.deploy import Deployed
 
 HERE = os.path.dirname(__file__)
 CONFIGS = ("three-node", "ha")
 DEFER_ENV = "KUBEDRILL_DEFER_UPGRADE"
+
+
+@contextlib.contextmanager
+def live_progress(config: pytest.Config) -> Iterator[None]:
+    """Let progress lines (kubedrill.cluster.progress.say) reach the terminal while a long step runs.
+
+    Why: pytest's default fd-level capture also swallows writes to the original stderr, so a
+    20-minute image build or a 10-minute rehearsal would look hung until it ends.
+    """
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        yield
+        return
+    with capman.global_and_fixture_disabled():
+        yield
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,18 +121,13 @@ def upgrade_setup(pytestconfig: pytest.Config) -> UpgradeSetup:
 @pytest.fixture(scope="session")
 def target_release(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup) -> Release:
     """The target version's binaries and image tarballs from the offline cache (built if missing, with progress)."""
-    try:
-        return Release.from_cache(upgrade_setup.target)
-    except ReleaseMissing as exc:
-        say(f"{exc}; building it now")
-    from kubedrill.cluster import setup
+    from kubedrill.cluster.setup import SetupError
 
     problem = ""
     try:
         with live_progress(pytestconfig):
-            setup.build_node_image(upgrade_setup.target)
-        return Release.from_cache(upgrade_setup.target)
-    except (setup.SetupError, ReleaseMissing) as exc:
+            return prepare_release(upgrade_setup.target)
+    except (SetupError, ReleaseMissing) as exc:
         problem = str(exc)
     pytest.fail(f"the target release {upgrade_setup.target} could not be prepared: {problem}", pytrace=False)
 
@@ -145,7 +159,7 @@ def upgrade_cluster(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup, ex
 
 
 @pytest.fixture(scope="module")
-def upgrade_workload(pytestconfig: pytest.Config, upgrade_cluster: Cluster, sample_image: str) -> Iterator[WorkloadSpec]:
+def upgrade_workload(pytestconfig: pytest.Config, upgrade_cluster: Cluster, sample_image: str) -> Iterator[Deployed]:
     """The workload kept available through the upgrade: --workload's spec, else the graceful sample app (3 replicas, PDB)."""
     from fixtures.workload import keep_namespaces
     from kubedrill.workload.deploy import deployed
@@ -159,4 +173,24 @@ def upgrade_workload(pytestconfig: pytest.Config, upgrade_cluster: Cluster, samp
                     "to 127.0.0.1 (30080-30082)", pytrace=False)
     with deployed(upgrade_cluster, spec, purpose="upgrade", keep=keep_namespaces(pytestconfig), wait_deleted=False,
                   timeout=300) as d:
-        yield d.spec
+        yield d
+
+
+@pytest.fixture(scope="module")
+def rehearsal(pytestconfig: pytest.Config, upgrade_cluster: Cluster, upgrade_setup: UpgradeSetup,
+              target_release: Release, upgrade_workload: Deployed, kd_config: RunConfig) -> RehearsalRecord:
+    """The whole upgrade, run once and recorded; the tests only judge the record."""
+    slo = kd_config.slo
+    settings = Settings(upgrade_setup.source, upgrade_setup.target, upgrade_setup.order,  # type: ignore[arg-type]
+                        slo=slo.availability, max_failed_requests=slo.max_failed_requests, min_rate=slo.min_load_rps)
+    from fixtures.workload import keep_namespaces
+
+    with live_progress(pytestconfig):
+        return run_upgrade_rehearsal(upgrade_cluster, target_release, upgrade_workload, settings,
+                                     keep_data=keep_namespaces(pytestconfig))
+
+
+@pytest.fixture(scope="module")
+def verdicts(rehearsal: RehearsalRecord) -> dict[str, Verdict]:
+    """Every verdict of the rehearsal, by check name (kubedrill.scenarios.upgrade.judge)."""
+    return {v.check: v for v in judge(rehearsal)}

@@ -1,20 +1,23 @@
-"""Meta-tests: the upgrade suite, run against broken upgrades, must fail them for the right reason.
+"""Meta-tests: broken upgrades must fail the upgrade rehearsal's checks, each for the right reason.
 
-1. Two minors at once (v1.33 -> v1.35): refused before any cluster exists, with kubeadm's reason.
-   No v1.35 build is needed: the refusal is the version check itself.
+1. Two minors at once (v1.33 -> v1.35): the suite refuses before any cluster exists, with kubeadm's
+   reason. No v1.35 build is needed: the refusal is the version check itself. This one runs the
+   suite in a sub-process (the refusal is the suite's own setup; nothing else would run) and reads
+   its results.json.
 2. A worker upgraded before the control plane: the pure skew checker flags it on observed versions;
-   then, for real, the suite runs with `--upgrade-order workers-first` on a v1.33.13 cluster and must
-   fail on version skew at the first worker. The worker is then put back on v1.33.13.
-3. A workload with one replica and no PodDisruptionBudget: the suite runs the real upgrade with it
-   (`--workload`) and must report lost availability (failed requests) when its node is drained.
+   then, for real, the rehearsal runs workers-first on a v1.33.13 cluster and must fail on version
+   skew at the first worker and halt there. The worker is then put back on v1.33.13.
+3. A workload with one replica and no PodDisruptionBudget: the real rehearsal runs with it and must
+   report lost availability (failed requests) when its node is drained.
 
-2 and 3 run the suite in a sub-process pytest session attached to one kind cluster created here
-(`--kubeconfig/--context`), so only one cluster exists at a time. 3 upgrades that cluster, so it
-runs last; the cluster is deleted at session end.
+2 and 3 run the suite's own drill (`kubedrill.scenarios.upgrade.run_upgrade_rehearsal`) and its
+checks (`judge`) directly on one kind cluster created here, so only one cluster exists at a time.
+3 upgrades that cluster, so it runs last; the cluster is deleted when the module ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,57 +26,85 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
 
+from fixtures.cluster import VersionedClusters
 from kubedrill.check.rollout import to_observed
 from kubedrill.check.skew import Observed, skew_verdict
-from kubedrill.record.versions import Version
-from kubedrill.check.verdict import Status
+from kubedrill.check.verdict import Status, Verdict
 from kubedrill.cluster.handle import Cluster
-from kubedrill.record.cluster import NodeState, Snapshot
 from kubedrill.cluster.paths import REPO, versions
-from fixtures.cluster import VersionedClusters
+from kubedrill.config import RunConfig
+from kubedrill.disrupt.upgrade import Order, Release, ReleaseMissing
+from kubedrill.record.cluster import NodeState, Snapshot
+from kubedrill.record.versions import Version
+from kubedrill.report.model import TestResult
+from kubedrill.scenarios.upgrade import Settings, judge, prepare_release, run_upgrade_rehearsal
+from kubedrill.workload.deploy import deployed
+from kubedrill.workload.spec import WorkloadSpec
 
 SOURCE, TARGET = versions()["K8S_UPGRADE_FROM"], versions()["K8S_VERSION"]
 SUITE = str(REPO / "suites" / "upgrade")
 pytestmark = [pytest.mark.meta]
 
 
-def run_suite(tmp: Path, *args: str, timeout: float = 2400) -> tuple[int, dict[str, Any], str]:
-    """`pytest suites/upgrade ARGS` in a sub-process; returns (exit code, its results.json, output tail)."""
-    reports = tmp / "reports"
-    env = dict(os.environ, PYTHONPATH=str(REPO), KUBEDRILL_DEFER_UPGRADE="0")
-    argv = [sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "--reports-dir", str(reports), *args]
-    p = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    out = p.stdout + p.stderr
-    results = reports / "latest" / "results.json"
-    doc = json.loads(results.read_text()) if results.exists() else {}
-    (tmp / "suite-output.txt").write_text(out)
-    return p.returncode, doc, out[-3000:]
-
-
-def reasons(doc: dict[str, Any], test: str) -> str:
-    """Headline and verdict reasons of one test of the sub-session (by name prefix)."""
-    for t in doc.get("tests", []):
-        if t["name"].startswith(test):
-            return " | ".join([t.get("headline", ""), *(v["reason"] for v in t.get("verdicts", []))])
-    raise AssertionError(f"{test} not in the sub-session's results: {[t['name'] for t in doc.get('tests', [])]}")
-
-
-def outcome(doc: dict[str, Any], test: str) -> str:
-    return next(t["outcome"] for t in doc.get("tests", []) if t["name"].startswith(test))
-
-
 # --- 1. two minors at once ---------------------------------------------------------------------------
 
 def test_two_minor_jump_is_refused_before_any_cluster(tmp_path: Path) -> None:
-    code, doc, tail = run_suite(tmp_path, "--upgrade-from", "v1.33.13", "--upgrade-to", "v1.35.0", timeout=300)
-    assert code != 0, f"the suite accepted a two-minor upgrade:\n{tail}"
-    why = reasons(doc, "test_upgrade_plan_proposes_the_target")
-    assert "kubeadm can upgrade only 1 minor version at a time" in why, why
-    assert "refused before creating any cluster" in why, why
-    assert all(t["outcome"] == "error" for t in doc["tests"]), [t["outcome"] for t in doc["tests"]]
-    assert "creating kind cluster" not in tail
+    reports = tmp_path / "reports"
+    argv = [sys.executable, "-m", "pytest", SUITE, "-p", "no:cacheprovider", "--reports-dir", str(reports),
+            "--upgrade-from", "v1.33.13", "--upgrade-to", "v1.35.0"]
+    p = subprocess.run(argv, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), KUBEDRILL_DEFER_UPGRADE="0"),
+                       capture_output=True, text=True, timeout=300)
+    (tmp_path / "suite-output.txt").write_text(p.stdout + p.stderr)  # for a human, never parsed
+    assert p.returncode != 0, f"the suite accepted a two-minor upgrade (exit 0); its output: {tmp_path}"
+    tests: list[dict[str, Any]] = json.loads((reports / "latest" / "results.json").read_text())["tests"]
+    assert tests, "the suite's results.json lists no tests"
+    # Every test errors in the first fixture of the chain (upgrade_setup, session-scoped): the cluster
+    # fixture, which depends on it, never ran.
+    assert all(t["outcome"] == "error" for t in tests), [(t["name"], t["outcome"]) for t in tests]
+    for t in tests:
+        why = " | ".join([t.get("headline", ""), *(v["reason"] for v in t.get("verdicts", []))])
+        assert "kubeadm can upgrade only 1 minor version at a time" in why, why
+        assert "refused before creating any cluster" in why, why
+
+
+# --- the real rehearsals (2, 3) ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def meta_cluster(versioned_cluster_factory: VersionedClusters) -> Iterator[Cluster]:
+    """One three-node kind cluster at the source version, shared by the real rehearsals (in file order),
+    deleted when this module ends."""
+    deferred = os.environ.get("KUBEDRILL_DEFER_UPGRADE", "")
+    if deferred not in ("", "0"):
+        pytest.skip(f"UPGRADE META-TESTS DEFERRED by KUBEDRILL_DEFER_UPGRADE ({deferred}): they need the {SOURCE} node image")
+    cluster = versioned_cluster_factory("three-node", SOURCE, "upgrade-meta")
+    yield cluster
+    versioned_cluster_factory.discard(cluster)
+
+
+@pytest.fixture(scope="module")
+def release() -> Release:
+    """The target's binaries and images (the suite's `target_release`, built if missing)."""
+    from kubedrill.cluster.setup import SetupError
+
+    problem = ""
+    try:
+        return prepare_release(TARGET)
+    except (SetupError, ReleaseMissing) as exc:
+        problem = str(exc)
+    pytest.fail(f"the target release {TARGET} could not be prepared: {problem}", pytrace=False)
+
+
+def rehearse(cluster: Cluster, release: Release, spec: WorkloadSpec, kd_config: RunConfig, kd_report: TestResult,
+             kd_artifacts: Path, order: Order = "control-plane-first") -> dict[str, Verdict]:
+    """The suite's rehearsal and judgement with the suite's SLO settings; every verdict is reported."""
+    slo = kd_config.slo
+    settings = Settings(SOURCE, TARGET, order, slo=slo.availability, max_failed_requests=slo.max_failed_requests,
+                        min_rate=slo.min_load_rps)
+    with deployed(cluster, spec, purpose="upgrade-meta", wait_deleted=False, timeout=300) as d:
+        rec = run_upgrade_rehearsal(cluster, release, d, settings)
+    rec.dump(kd_artifacts / "upgrade")  # kept only if the meta-test fails
+    return {v.check: kd_report.add(v) for v in judge(rec)}
 
 
 # --- 2. worker before control plane --------------------------------------------------------------------
@@ -95,51 +126,43 @@ def test_worker_before_control_plane_is_a_skew_violation_on_observed_versions() 
     assert skew_verdict([ok]).status is Status.PASS
 
 
-@pytest.fixture(scope="module")
-def meta_cluster(versioned_cluster_factory: VersionedClusters) -> Iterator[Cluster]:
-    """One three-node kind cluster at the source version, shared by the real meta runs (in file order),
-    deleted when this module ends (its own, even when the suite ran in the same session)."""
-    deferred = os.environ.get("KUBEDRILL_DEFER_UPGRADE", "")
-    if deferred not in ("", "0"):
-        pytest.skip(f"UPGRADE META-TESTS DEFERRED by KUBEDRILL_DEFER_UPGRADE ({deferred}): they need the {SOURCE} node image")
-    cluster = versioned_cluster_factory("three-node", SOURCE, "upgrade-meta")
-    yield cluster
-    versioned_cluster_factory.discard(cluster)
-
-
-def _attach(c: Cluster) -> list[str]:
-    assert c.context is not None
-    return ["--kubeconfig", str(c.kubeconfig), "--context", c.context, "--allow-disruptive-on", c.context]
-
-
 def _restore_worker(cluster: Cluster, node: str) -> None:
     """Put a worker back on the source version (binaries, kubelet restart), so the next run starts clean."""
     from kubedrill.cluster.waits import until
     from kubedrill.disrupt.node import uncordon
-    from kubedrill.disrupt.upgrade import Release, kubelet_version_of, place_binary, restart_kubelet
+    from kubedrill.disrupt.upgrade import kubelet_version_of, place_binary, restart_kubelet
 
     src = Release.from_cache(SOURCE)
     for name in ("kubeadm", "kubelet", "kubectl"):
         place_binary(cluster, node, src, name)
     restart_kubelet(cluster, node)
-    until(f"{node} back on kubelet {SOURCE}", lambda: (lambda r: (r[0] and r[1] == SOURCE, str(r)))(
-        kubelet_version_of(cluster, node)), timeout=240, interval=2)
+
+    def back() -> tuple[bool, str]:
+        ready, version = kubelet_version_of(cluster, node)
+        return ready and version == SOURCE, f"Ready={ready}, kubelet {version}"
+
+    until(f"{node} back on kubelet {SOURCE}", back, timeout=240, interval=2)
     uncordon(cluster, node)
 
 
 @pytest.mark.slow
 @pytest.mark.needs_docker
-def test_worker_upgraded_before_control_plane_fails_on_skew(meta_cluster: Cluster, tmp_path: Path) -> None:
-    code, doc, tail = run_suite(tmp_path, *_attach(meta_cluster), "--upgrade-order", "workers-first")
+def test_worker_upgraded_before_control_plane_fails_on_skew(meta_cluster: Cluster, release: Release,
+                                                            sample_image: str, kd_config: RunConfig,
+                                                            kd_report: TestResult, kd_artifacts: Path) -> None:
+    from kubedrill.workload.sample import sample_workload
+
     first_worker = meta_cluster.workers[0]
     try:
-        assert code != 0, f"the suite passed a workers-first upgrade:\n{tail}"
-        why = reasons(doc, "test_version_skew_within_policy_at_every_step")
-        assert f"kubelet on {first_worker} at {TARGET}: newer than kube-apiserver {SOURCE}" in why, why
-        steps = reasons(doc, "test_every_node_step_took_effect_and_kept_its_checks")
-        assert f"halted after {first_worker}" in steps and "upgrade the control plane first" in steps, steps
+        v = rehearse(meta_cluster, release, sample_workload("graceful", replicas=3, image=sample_image), kd_config,
+                     kd_report, kd_artifacts, order="workers-first")
+        skew = v["version-skew"]
+        assert skew.status is Status.FAIL, f"the rehearsal passed a workers-first upgrade on skew: {skew}"
+        assert f"kubelet on {first_worker} at {TARGET}: newer than kube-apiserver {SOURCE}" in skew.reason, skew
+        rollout = v["rollout"].reason
+        assert f"halted after {first_worker}" in rollout and "upgrade the control plane first" in rollout, rollout
         # the rollout stopped at the first violation: the control plane was never touched
-        assert outcome(doc, "test_upgrade_plan_proposes_the_target") == "failed"
+        assert v["upgrade-plan"].status is Status.FAIL, v["upgrade-plan"]
     finally:
         _restore_worker(meta_cluster, first_worker)
 
@@ -149,36 +172,35 @@ def test_worker_upgraded_before_control_plane_fails_on_skew(meta_cluster: Cluste
 WARMUP_S = 10
 
 
-def _single_replica_spec(tmp: Path, image: str) -> Path:
-    """A user workload spec: the sample app with one replica, no PodDisruptionBudget, and a 10 s warm-up.
+def _single_replica_spec(image: str) -> WorkloadSpec:
+    """The sample app with one replica, no PodDisruptionBudget, and a 10 s warm-up.
 
     Why the warm-up: measured here, the graceful sample app keeps serving for its 5 s preStop after
     eviction while its replacement is Ready within ~2 s, so even one replica loses no request on this
     fast local cluster (a real finding, 0 of ~10k failed). An app that needs 10 s before it is Ready
     (a JVM, a cache warm-up) leaves a gap with no serving pod: that is the outage a single replica
-    without a PDB risks, and the suite must report it.
+    without a PDB risks, and the rehearsal must report it.
     """
     from kubedrill.workload.sample import sample_workload
 
-    # NodePort 30081: the previous sub-session's namespace (sample app on 30080) may still be terminating.
-    spec = sample_workload("graceful", replicas=1, min_available=0, image=image, name="kd-single", node_port=30081)
+    spec = sample_workload("graceful", replicas=1, min_available=0, image=image, name="kd-single")
     docs = [d for d in spec.documents if d["kind"] != "PodDisruptionBudget"]
     for d in docs:
         if d["kind"] == "Deployment":
             d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["initialDelaySeconds"] = WARMUP_S
-    (tmp / "manifests.yaml").write_text(yaml.safe_dump_all(docs))
-    (tmp / "workload.yaml").write_text(yaml.safe_dump({"name": "kd-single", "manifests": ["manifests.yaml"]}))
-    return tmp / "workload.yaml"
+    return dataclasses.replace(spec, documents=tuple(docs))
 
 
 @pytest.mark.slow
 @pytest.mark.needs_docker
-def test_single_replica_without_pdb_loses_availability(meta_cluster: Cluster, sample_image: str,
-                                                       tmp_path: Path) -> None:
-    spec = _single_replica_spec(tmp_path, sample_image)
-    code, doc, tail = run_suite(tmp_path, *_attach(meta_cluster), "--workload", str(spec))
-    assert code != 0, f"the suite passed an upgrade that took down a single-replica workload:\n{tail}"
-    why = reasons(doc, "test_users_never_noticed")
-    assert "request(s) failed" in why or "below the SLO" in why or "requests failed across the upgrade" in why, why
-    steps = reasons(doc, "test_every_node_step_took_effect_and_kept_its_checks")
-    assert "halted after" in steps and ("failed-requests" in steps or "availability" in steps), steps
+def test_single_replica_without_pdb_loses_availability(meta_cluster: Cluster, release: Release, sample_image: str,
+                                                       kd_config: RunConfig, kd_report: TestResult,
+                                                       kd_artifacts: Path) -> None:
+    v = rehearse(meta_cluster, release, _single_replica_spec(sample_image), kd_config, kd_report, kd_artifacts)
+    users = [v["availability"], v["failed-requests"]]
+    assert not all(u.passed for u in users), f"the rehearsal passed an upgrade that took down a single-replica " \
+                                             f"workload: {users}"
+    why = " | ".join(u.reason for u in users)
+    assert "request(s) failed" in why or "below the SLO" in why, why
+    rollout = v["rollout"].reason
+    assert "halted after" in rollout and ("failed-requests" in rollout or "availability" in rollout), rollout

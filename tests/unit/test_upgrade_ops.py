@@ -1,13 +1,16 @@
-"""The pure parts of kubedrill.disrupt.upgrade: the offline release layout and the rollout order."""
+"""The pure parts of kubedrill.disrupt.upgrade: the offline release layout, the rollout order, and
+`UpgradeNode`'s registration and verify() (on a fake API)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from kubedrill.cluster.handle import Cluster
-from kubedrill.disrupt.upgrade import Release, ReleaseMissing, Rollout
+from kubedrill.disrupt.base import lookup
+from kubedrill.disrupt.upgrade import Release, ReleaseMissing, Rollout, UpgradeNode
 
 IMAGES = """registry.k8s.io/kube-apiserver:v1.34.4
 registry.k8s.io/kube-controller-manager:v1.34.4
@@ -66,3 +69,62 @@ def test_workers_first_is_the_rehearsed_mistake() -> None:
     seq = Rollout(_cluster(1, 2), None, "workers-first").sequence()  # type: ignore[arg-type]
     assert [n for n, _, _ in seq] == ["w1", "w2", "cp1"]
     assert seq[-1][2] == "apply"
+
+
+# --- UpgradeNode: registered, and verify() reads back that the node runs the target ------------------
+
+class FakeCore:
+    """The two reads verify() makes: the node (kubelet version, Ready) and the node's kube-system pods."""
+
+    def __init__(self, kubelet: str, static_tags: dict[str, str]) -> None:
+        self.kubelet, self.static_tags = kubelet, static_tags
+
+    def read_node(self, name: str) -> SimpleNamespace:
+        return SimpleNamespace(metadata=SimpleNamespace(name=name), status=SimpleNamespace(
+            conditions=[SimpleNamespace(type="Ready", status="True")],
+            node_info=SimpleNamespace(kubelet_version=self.kubelet)))
+
+    def list_namespaced_pod(self, namespace: str, field_selector: str = "") -> SimpleNamespace:
+        pods = [SimpleNamespace(metadata=SimpleNamespace(labels={"component": comp}),
+                                spec=SimpleNamespace(containers=[SimpleNamespace(image=f"registry.k8s.io/{comp}:{tag}")]),
+                                status=SimpleNamespace(container_statuses=[SimpleNamespace(ready=True)]))
+                for comp, tag in self.static_tags.items()]
+        return SimpleNamespace(items=pods)
+
+
+class FakeCluster(Cluster):
+    def __init__(self, core: FakeCore) -> None:
+        super().__init__(name="t", kubeconfig=Path("/nonexistent"), provider="kind",
+                         nodes={"control-plane": ["cp1"], "worker": ["w1"]})
+        self._fake = core
+
+    def core(self) -> FakeCore:  # type: ignore[override]
+        return self._fake
+
+
+AT_TARGET = {"etcd": "3.6.5-0", "kube-apiserver": "v1.34.4", "kube-controller-manager": "v1.34.4",
+             "kube-scheduler": "v1.34.4"}
+
+
+def test_upgrade_node_is_registered_and_names_its_node(tmp_path: Path) -> None:
+    assert lookup("upgrade-node") is UpgradeNode
+    rel = Release.from_cache("v1.34.4", fake_cache(tmp_path))
+    step = UpgradeNode(FakeCluster(FakeCore("v1.34.4", {})), "w1", "worker", rel, "node")
+    assert step.name == "upgrade-node/w1"
+
+
+def test_verify_needs_the_kubelet_and_on_a_control_plane_every_static_pod_at_the_target(tmp_path: Path) -> None:
+    rel = Release.from_cache("v1.34.4", fake_cache(tmp_path))
+    worker = UpgradeNode(FakeCluster(FakeCore("v1.34.4", {})), "w1", "worker", rel, "node")
+    assert worker.verify() == (True, "w1: kubelet reports v1.34.4")
+    stale = UpgradeNode(FakeCluster(FakeCore("v1.33.13", {})), "w1", "worker", rel, "node")
+    assert stale.verify() == (False, "w1: kubelet reports v1.33.13, expected v1.34.4")
+    cp = UpgradeNode(FakeCluster(FakeCore("v1.34.4", AT_TARGET)), "cp1", "control-plane", rel, "apply")
+    took, seen = cp.verify()
+    assert took and "static pods etcd, kube-apiserver" in seen, seen
+    old_etcd = UpgradeNode(FakeCluster(FakeCore("v1.34.4", {**AT_TARGET, "etcd": "3.5.24-0"})), "cp1", "control-plane",
+                           rel, "apply")
+    assert old_etcd.verify() == (False, "cp1: static pod etcd runs 3.5.24-0, expected 3.6.5-0")
+    no_scheduler = {k: v for k, v in AT_TARGET.items() if k != "kube-scheduler"}
+    gone = UpgradeNode(FakeCluster(FakeCore("v1.34.4", no_scheduler)), "cp1", "control-plane", rel, "apply")
+    assert gone.verify() == (False, "cp1: static pod kube-scheduler runs missing, expected v1.34.4")
