@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, Callable, ClassVar, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from kubedrill.record import Recorder, Window
 
@@ -53,7 +53,7 @@ class NotEffective(Inconclusive):
 
 
 class Disruption(abc.ABC):
-    name: ClassVar[str] = "disruption"
+    name: str = "disruption"  # the registry name; an instance may refine it (e.g. "upgrade-node/w1")
 
     def __init__(self) -> None:
         self.window: Window | None = None
