@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from kubedrill.workload.manifests import YAMLTextError, named, read_utf8, shown, yaml_documents
 
 CONFIG_VERSION = 1
 KIND_CONFIGS: tuple[str, ...] = ("single", "three-node", "ha")
@@ -171,15 +171,15 @@ def load_config(path: str | Path | None, overrides: Mapping[str, Any] | None = N
     if path:
         p = Path(path).expanduser()
         try:
-            text = p.read_text()
-        except OSError as exc:
-            raise ConfigError([f"cannot read config file: {exc.strerror or exc}"], source) from exc
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"not valid YAML: {exc}"], source) from exc
-        if loaded is None:
-            loaded = {}
+            documents = yaml_documents(read_utf8(p))
+        except YAMLTextError as exc:
+            raise ConfigError([exc.at(p)], source) from None
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+            raise ConfigError([f"cannot read config file: {getattr(exc, 'strerror', None) or exc}"], source) from None
+        if len(documents) > 1:
+            raise ConfigError([f"{source}:{documents[1][0]}: a config is one YAML document, this file has "
+                               f"{len(documents)}; remove the '---' that starts another"], source)
+        loaded = documents[0][1] if documents and documents[0][1] is not None else {}
         if not isinstance(loaded, dict):
             raise ConfigError([f"config: expected a mapping at the top level, got {_tname(loaded)}"], source)
         raw = loaded
@@ -195,9 +195,10 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError([f"--kd-set {item!r}: expected key=value, e.g. slo.availability=0.99"])
         try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[key.strip()] = value
+            documents = yaml_documents(value)
+        except YAMLTextError:
+            documents = [(1, value)]  # not YAML: the text itself, which validation then judges
+        out[key.strip()] = documents[0][1] if len(documents) == 1 else (value if documents else None)
     return out
 
 
@@ -255,7 +256,8 @@ def _tname(v: Any) -> str:
 def _unknown_keys(p: _Problems, where: str, d: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     for k in d:
         if k not in allowed:
-            p.add(f"{where}.{k}" if where else str(k), f"unknown field; allowed: {', '.join(allowed)}")
+            name = named(k) if isinstance(k, str) else shown(k)
+            p.add(f"{where}.{name}" if where else name, f"unknown field; allowed: {', '.join(allowed)}")
 
 
 def _mapping(p: _Problems, where: str, v: Any) -> dict[str, Any]:
@@ -270,10 +272,10 @@ def _mapping(p: _Problems, where: str, v: Any) -> dict[str, Any]:
 def _opt_str(p: _Problems, where: str, v: Any) -> str | None:
     if v is None:
         return None
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
+    if _finite(v) is not None:
         return str(v)  # `k8s_version: 1.34` is a YAML float; accept it as text
     if not isinstance(v, str) or not v.strip():
-        p.add(where, f"expected a non-empty string, got {v!r}")
+        p.add(where, f"expected a non-empty string, got {shown(v)}")
         return None
     return v
 
@@ -290,18 +292,30 @@ def _slo(p: _Problems, where: str, v: Any, base: SLOConfig) -> SLOConfig:
         dotted = f"{where}.{f.name}"
         if f.type == "int":
             if isinstance(x, bool) or not isinstance(x, int) or x < 0:
-                p.add(dotted, f"expected a whole number >= 0, got {x!r}")
+                p.add(dotted, f"expected a whole number >= 0, got {shown(x)}")
                 continue
             values[f.name] = x
         else:
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
-                p.add(dotted, f"expected a number >= 0, got {x!r}")
+            number = _finite(x)
+            if number is None or number < 0:
+                p.add(dotted, f"expected a number >= 0, got {shown(x)}")
                 continue
-            if f.name in ("availability", "grace_budget_ratio") and not 0 < x <= 1:
-                p.add(dotted, f"expected a fraction in (0, 1], got {x!r} (e.g. 0.999 for 99.9%)")
+            if f.name in ("availability", "grace_budget_ratio") and not 0 < number <= 1:
+                p.add(dotted, f"expected a fraction in (0, 1], got {shown(x)} (e.g. 0.999 for 99.9%)")
                 continue
-            values[f.name] = float(x)
+            values[f.name] = number
     return SLOConfig(**{**asdict(base), **values})
+
+
+def _finite(x: Any) -> float | None:
+    """x as a finite float; None for a non-number, NaN, infinity or an int too big for a float."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        number = float(x)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _cluster(p: _Problems, v: Any) -> ClusterConfig:
@@ -314,7 +328,7 @@ def _cluster(p: _Problems, v: Any) -> ClusterConfig:
     node_image = _opt_str(p, "cluster.node_image", d.get("node_image"))
     keep = d.get("keep", False)
     if not isinstance(keep, bool):
-        p.add("cluster.keep", f"expected true or false, got {keep!r}")
+        p.add("cluster.keep", f"expected true or false, got {shown(keep)}")
         keep = False
     if kind_config is not None and kind_config not in KIND_CONFIGS:
         p.add("cluster.kind_config", f"{kind_config!r} is not one of {', '.join(KIND_CONFIGS)}")
@@ -361,7 +375,7 @@ def _workloads(p: _Problems, v: Any, base_slo: SLOConfig) -> tuple[WorkloadConfi
         if entry.get("spec") is None:
             p.add(f"{where}.spec", "missing: name the workload's spec YAML (see suites/shutdown/example-workload.yaml)")
         spec = _opt_str(p, f"{where}.spec", entry.get("spec"))
-        name = _opt_str(p, f"{where}.name", entry.get("name")) or (Path(spec).stem if spec else f"workload-{i}")
+        name = _opt_str(p, f"{where}.name", entry.get("name")) or (Path(spec).stem if spec else "") or f"workload-{i}"
         if name in seen:
             p.add(f"{where}.name", f"{name!r} is used by another workload; names must be unique")
         seen.add(name)
@@ -378,16 +392,16 @@ def _suites(p: _Problems, v: Any, cluster: ClusterConfig) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [s.strip() for s in v.split(",") if s.strip()]
     if not isinstance(v, list) or not v:
-        p.add("suites", f"expected a non-empty list of suites from {', '.join(SUITES)}, got {v!r}")
+        p.add("suites", f"expected a non-empty list of suites from {', '.join(SUITES)}, got {shown(v)}")
         return SUITES
     out: list[str] = []
     for s in v:
         name = s.replace("_", "-") if isinstance(s, str) else s
         if name not in SUITES:
-            p.add("suites", f"{s!r} is not one of {', '.join(SUITES)}")
+            p.add("suites", f"{shown(s)} is not one of {', '.join(SUITES)}")
         elif name in DISRUPTIVE_SUITES and not cluster.disruptive_allowed:
             p.add("suites", f"{name!r} disrupts the cluster it runs on; on an existing cluster set "
-                  f"cluster.allow_disruptive_on: {cluster.context or '<context name>'} to allow it")
+                  f"cluster.allow_disruptive_on: {named(cluster.context or '<context name>')} to allow it")
         elif name not in out:
             out.append(name)
     return tuple(out)
@@ -402,8 +416,8 @@ def validate(raw: Mapping[str, Any], source: str | None = None,
     p = _Problems(origins or {})
     _unknown_keys(p, "", raw, _TOP_KEYS)
     version = raw.get("version", CONFIG_VERSION)
-    if version != CONFIG_VERSION:
-        p.add("version", f"{version!r} is not a supported config version; supported: {CONFIG_VERSION}")
+    if isinstance(version, bool) or version != CONFIG_VERSION:
+        p.add("version", f"{shown(version)} is not a supported config version; supported: {CONFIG_VERSION}")
     cluster = _cluster(p, raw.get("cluster"))
     slo = _slo(p, "slo", raw.get("slo"), SLOConfig())
     workloads = _workloads(p, raw.get("workloads"), slo)
