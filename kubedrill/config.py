@@ -44,7 +44,7 @@ from kubedrill.workload.manifests import YAMLTextError, named, read_utf8, shown,
 
 CONFIG_VERSION = 1
 KIND_CONFIGS: tuple[str, ...] = ("single", "three-node", "ha")
-SUITES: tuple[str, ...] = ("smoke", "etcd", "shutdown", "drain", "cluster-etcd", "upgrade")
+SUITES: tuple[str, ...] = ("smoke", "etcd", "shutdown", "drain", "cluster-etcd", "upgrade", "preflight")
 DISRUPTIVE_SUITES: frozenset[str] = frozenset({"drain", "cluster-etcd", "upgrade"})
 """The one definition of "disruptive": a suite that changes the state of the Kubernetes cluster it
 runs on (drains or reboots nodes, restores etcd, upgrades nodes).

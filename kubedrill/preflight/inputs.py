@@ -14,6 +14,7 @@ import yaml
 
 from kubedrill.check.preflight import Manifest, ObjectRef
 from kubedrill.preflight import PreflightError
+from kubedrill.workload.manifests import YAMLTextError, yaml_documents
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -59,6 +60,14 @@ def parse_text(text: str, file: str) -> tuple[list[Manifest], list[str]]:
     """The objects of one YAML/JSON stream, and the problems found (file:line each)."""
     out: list[Manifest] = []
     problems: list[str] = []
+    try:
+        # The strict reader first (duplicate keys, alias bombs, self-containing values, deep nesting,
+        # control characters): the same rules as the workload's own manifests.
+        yaml_documents(text)
+    except YAMLTextError as exc:
+        hint = (" (this looks like an unrendered Helm template: render it first, `helm template ... > out.yaml`)"
+                if "{{" in text else "")
+        return out, [f"{file}:{exc.position}: malformed YAML: {exc.problem.removeprefix('malformed YAML: ')}{hint}"]
     loader = yaml.SafeLoader(text)
     try:
         while loader.check_node():
