@@ -28,11 +28,11 @@ from kubedrill.config import SLOConfig
 from kubedrill.disrupt.base import Inconclusive
 from kubedrill.disrupt.etcd_faults import build_fault
 from kubedrill.etcd.standalone import standalone_run
-from kubedrill.load.etcd_workload import WorkloadConfig
+from kubedrill.load.etcd_workload import EtcdLoadConfig
 from kubedrill.record import Recorder
 from kubedrill.scenarios.quorum import QuorumDrillRecord, judge, run_quorum_drill
 
-LOAD = WorkloadConfig(key_prefix="kd/bench/elect/", keys=8, clients_per_endpoint=2, rate_per_client=25,
+LOAD = EtcdLoadConfig(key_prefix="kd/bench/elect/", keys=8, clients_per_endpoint=2, rate_per_client=25,
                       max_duration_s=60, mix={"put": 1.0})
 
 

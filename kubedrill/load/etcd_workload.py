@@ -40,7 +40,7 @@ def endpoints(members: Iterable[Member]) -> list[Endpoint]:
 
 
 @dataclass(frozen=True)
-class WorkloadConfig:
+class EtcdLoadConfig:
     key_prefix: str = "kd/"
     keys: int = 8
     clients_per_endpoint: int = 1
@@ -64,7 +64,7 @@ class EtcdWorkload:
     disruption of that member shows up in that client's record."""
 
     def __init__(
-        self, endpoints: Sequence[Endpoint], tls: ClientTLS, recorder: Recorder, config: WorkloadConfig | None = None,
+        self, endpoints: Sequence[Endpoint], tls: ClientTLS, recorder: Recorder, config: EtcdLoadConfig | None = None,
         seed: int = 0,
     ) -> None:
         if not endpoints:
@@ -72,7 +72,7 @@ class EtcdWorkload:
         self.endpoints = list(endpoints)
         self.tls = tls
         self.rec = recorder
-        self.cfg = config or WorkloadConfig()
+        self.cfg = config or EtcdLoadConfig()
         self.seed = seed
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -1,7 +1,7 @@
 """The quorum drill on a standalone etcd cluster: one fault, a recorded workload and probes, then judge().
 
     fault = lookup("etcd-kill-leader")(cluster, recorder)
-    record = run_quorum_drill(cluster, fault, load=WorkloadConfig(...), seed=seed)
+    record = run_quorum_drill(cluster, fault, load=EtcdLoadConfig(...), seed=seed)
     verdicts = judge(record, run_config.slo)
 
 `run_quorum_drill` only records, in three phases:
@@ -47,7 +47,7 @@ from kubedrill.check.linearizability import check_linearizable
 from kubedrill.check.verdict import Verdict, safe_check
 from kubedrill.disrupt.etcd_faults import EtcdDisruption, settle
 from kubedrill.etcd.cluster import EtcdCluster
-from kubedrill.load.etcd_workload import EtcdWorkload, WorkloadConfig, endpoints, probe_many, readback
+from kubedrill.load.etcd_workload import EtcdWorkload, EtcdLoadConfig, endpoints, probe_many, readback
 from kubedrill.record import Event, Operation, Recorder, Window
 
 OP_TIMEOUT_S = 2.0
@@ -148,7 +148,7 @@ def _member_of(client: str) -> str:
 
 
 def run_quorum_drill(
-    cluster: EtcdCluster, fault: EtcdDisruption, *, load: WorkloadConfig | None = None, seed: int = 0,
+    cluster: EtcdCluster, fault: EtcdDisruption, *, load: EtcdLoadConfig | None = None, seed: int = 0,
     hold_s: float = 0.0, op_timeout_s: float = OP_TIMEOUT_S, warmup_ops: int = 40, lead_s: float = 2.0,
     tail_s: float = 1.0,
 ) -> QuorumDrillRecord:

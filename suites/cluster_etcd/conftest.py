@@ -5,8 +5,8 @@ tests stop control-plane nodes, so these modules must not share a cluster with o
 (in a `kubedrill run` session the factory's three-node cluster is also the default `cluster`);
 and the factory keeps every cluster until the session ends, which would hold a three-node and an
 HA cluster (8 node containers) at once on a 2-core host. A module-scoped cluster is created by
-the same engine (`kubedrill.cluster.kind`: unique name, owner registry for the sweeper, logs
-exported on failure), deleted when its module ends (kept with --keep-cluster), so at most one
+the one kind lifecycle (`kubedrill.cluster.kind.created` through the session's `kind_clusters`:
+unique name, owner registry for the sweeper, logs exported on failure), deleted when its module ends (kept with --keep-cluster), so at most one
 cluster of this suite is alive at a time.
 
 The HA cluster gets a private Docker network (kubedrill.cluster.network), so control-plane node
@@ -19,16 +19,14 @@ unless it has them.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from kubedrill.cluster import kind, network
+from fixtures.cluster import KindClusters
 from kubedrill.cluster.handle import Cluster
-from kubedrill.cluster.progress import say
-from kubedrill.pytest_plugin import add_run_meta, add_session_note
+from kubedrill.cluster.paths import default_k8s_version
+from kubedrill.pytest_plugin import add_run_meta
 
 
 def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: int,
@@ -44,42 +42,15 @@ def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: 
                         f"{len(c.control_planes)}")
         yield c
         return
-    image = request.getfixturevalue("node_image")
-    wi = getattr(pc, "workerinput", None)
-    name = kind.unique_name(wi["workerid"] if wi else None)
-    logs = Path(pc.getoption("reports_dir")) / "latest" / "artifacts" / f"cluster-create-{config}-{name}"
-    kind.install_sigterm_handler()
-    kind.sweep()
-    created: Cluster | None = None
-    net = f"{name}-net" if private_network else None
-    try:
-        if net:
-            network.create_private_network(net)
-        created = kind.create(config, image, name=name, logs_dir=logs, network=net,
-                              kubeconfig_dir=request.getfixturevalue("tmp_path_factory").mktemp("kubeconfig"))
-        from kubedrill.cluster.waits import wait_cluster_ready
-
-        wait_cluster_ready(created, timeout=float(os.environ.get("KUBEDRILL_READY_TIMEOUT", "400")))
-    except Exception as exc:  # noqa: BLE001 - becomes a clear test failure, the cluster is removed
-        kind.export_logs(name, logs)
-        if not pc.getoption("keep_cluster"):
-            kind.delete(name)
-            if net:
-                network.remove_network(net)
-        add_session_note(pc, f"cluster-etcd: {config} cluster creation failed: {str(exc)[:1500]}")
-        pytest.fail(f"dedicated {config} cluster creation failed: {exc}", pytrace=False)
-    assert created is not None
-    add_run_meta(pc, f"cluster_etcd_{config.replace('-', '_')}_cluster", name)
+    clusters: KindClusters = request.getfixturevalue("kind_clusters")
+    version = pc.getoption("k8s_version") or default_k8s_version()
+    created = clusters.get(("dedicated", config, request.node.nodeid), config, request.getfixturevalue("node_image"),
+                           version, f"{config}-cluster-etcd", private_network=private_network, ready_timeout=400)
+    add_run_meta(pc, f"cluster_etcd_{config.replace('-', '_')}_cluster", created.name)
     try:
         yield created
     finally:
-        if pc.getoption("keep_cluster"):
-            say(f"--keep-cluster: leaving {name}; kubeconfig {created.kubeconfig}")
-        else:
-            say(f"deleting dedicated cluster {name}")
-            kind.delete(name)
-            if net:
-                network.remove_network(net)
+        clusters.discard(created)
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,14 @@ from fixtures.etcd import ClusterFactory
 from kubedrill.check.etcd_checks import check_hashes_equal
 from kubedrill.check.verdict import Verdict
 from kubedrill.disrupt.etcd_faults import Kill, Picker, build_fault, followers
-from kubedrill.load.etcd_workload import WorkloadConfig
+from kubedrill.load.etcd_workload import EtcdLoadConfig
 from kubedrill.record import Recorder
 from kubedrill.report.model import TestResult
 from kubedrill.scenarios.quorum import OP_TIMEOUT_S, QuorumDrillRecord, run_quorum_drill
 
 pytestmark = [pytest.mark.needs_docker]
 
-LOAD = WorkloadConfig(key_prefix="kd/fault/", keys=8, op_timeout_s=OP_TIMEOUT_S, max_duration_s=60,
+LOAD = EtcdLoadConfig(key_prefix="kd/fault/", keys=8, op_timeout_s=OP_TIMEOUT_S, max_duration_s=60,
                       rate_per_client=25, max_ops=5000)
 
 

@@ -23,13 +23,13 @@ import pytest
 from fixtures.etcd import ClusterFactory
 from kubedrill.check.verdict import Verdict
 from kubedrill.disrupt.etcd_faults import build_fault
-from kubedrill.load.etcd_workload import WorkloadConfig
+from kubedrill.load.etcd_workload import EtcdLoadConfig
 from kubedrill.record import Recorder
 from kubedrill.scenarios.quorum import OP_TIMEOUT_S, QuorumDrillRecord, run_quorum_drill
 
 pytestmark = [pytest.mark.needs_docker]
 
-LOAD = WorkloadConfig(key_prefix="kd/part/", keys=6, op_timeout_s=OP_TIMEOUT_S, max_duration_s=60,
+LOAD = EtcdLoadConfig(key_prefix="kd/part/", keys=6, op_timeout_s=OP_TIMEOUT_S, max_duration_s=60,
                       rate_per_client=25)
 
 

@@ -43,7 +43,7 @@ def _state(kvs: list[KeyValue]) -> dict[bytes, KV]:
 
 
 @dataclass
-class Snapshot:
+class SnapshotFile:
     path: Path
     sha256: str
     size: int
@@ -88,7 +88,7 @@ class _Writer:
 
 @pytest.fixture(scope="module")
 def snapshot(source: EtcdCluster, etcd_run: EtcdRun, request: pytest.FixtureRequest,
-             tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+             tmp_path_factory: pytest.TempPathFactory) -> SnapshotFile:
     n = int(request.config.getoption("etcd_snapshot_keys"))
     ds = load_dataset(endpoints(source.members)[0], etcd_run.tls, n, seed=etcd_run.seed)
     path = tmp_path_factory.mktemp("snapshots") / "etcd.snapshot.db"
@@ -118,11 +118,11 @@ def snapshot(source: EtcdCluster, etcd_run: EtcdRun, request: pytest.FixtureRequ
     took = re.search(r'"took":"([0-9.]+)(ms|s)"', saved.stderr)
     fetch = (float(took.group(1)) / (1000 if took.group(2) == "ms" else 1)) if took else None
     data = path.read_bytes()
-    return Snapshot(path, hashlib.sha256(data).hexdigest(), len(data), status, rev, expected, source_hash, post,
+    return SnapshotFile(path, hashlib.sha256(data).hexdigest(), len(data), status, rev, expected, source_hash, post,
                     saved.seconds, fetch, ds)
 
 
-def test_snapshot_save_and_status(snapshot: Snapshot, kd_report: TestResult) -> None:
+def test_snapshot_save_and_status(snapshot: SnapshotFile, kd_report: TestResult) -> None:
     s = snapshot
     kd_report.figure("dataset_keys", s.dataset.keys, "keys")
     kd_report.figure("dataset_value_bytes", round(s.dataset.value_bytes / MB, 2), "MB")
@@ -148,7 +148,7 @@ def test_snapshot_save_and_status(snapshot: Snapshot, kd_report: TestResult) -> 
     assert v.passed, str(v)
 
 
-def _restore(size: int, snapshot: Snapshot, etcd_cluster: ClusterFactory, etcd_run: EtcdRun,
+def _restore(size: int, snapshot: SnapshotFile, etcd_cluster: ClusterFactory, etcd_run: EtcdRun,
              kd_report: TestResult) -> EtcdCluster:
     target = etcd_cluster(size, start=False, tag="restore")
     target.prepare()
@@ -166,7 +166,7 @@ def _restore(size: int, snapshot: Snapshot, etcd_cluster: ClusterFactory, etcd_r
 
 
 @pytest.mark.parametrize("size", [1, 3], ids=["restore-1-member", "restore-3-members"])
-def test_restore_gives_back_snapshot_time_state(size: int, snapshot: Snapshot, etcd_cluster: ClusterFactory,
+def test_restore_gives_back_snapshot_time_state(size: int, snapshot: SnapshotFile, etcd_cluster: ClusterFactory,
                                                 etcd_run: EtcdRun, kd_report: TestResult) -> None:
     target = _restore(size, snapshot, etcd_cluster, etcd_run, kd_report)
     verdicts: list[Verdict] = []
@@ -189,7 +189,7 @@ def test_restore_gives_back_snapshot_time_state(size: int, snapshot: Snapshot, e
     assert verdict.passed, str(verdict)
 
 
-def _damaged(snapshot: Snapshot, how: str, out: Path) -> Path:
+def _damaged(snapshot: SnapshotFile, how: str, out: Path) -> Path:
     data = bytearray(snapshot.path.read_bytes())
     if how == "truncated":
         data = data[: len(data) // 2]
@@ -200,7 +200,7 @@ def _damaged(snapshot: Snapshot, how: str, out: Path) -> Path:
 
 
 @pytest.mark.parametrize("how", ["truncated", "bit-flip"])
-def test_damaged_snapshot_is_refused(how: str, snapshot: Snapshot, source: EtcdCluster, etcd_cluster: ClusterFactory,
+def test_damaged_snapshot_is_refused(how: str, snapshot: SnapshotFile, source: EtcdCluster, etcd_cluster: ClusterFactory,
                                      etcd_run: EtcdRun, tmp_path: Path, kd_report: TestResult) -> None:
     bad = _damaged(snapshot, how, tmp_path / f"{how}.db")
     target = etcd_cluster(1, start=False, tag="bad").prepare()
@@ -222,7 +222,7 @@ def test_damaged_snapshot_is_refused(how: str, snapshot: Snapshot, source: EtcdC
                              f"etcdutl exited {r.rc}: {r.stderr.strip().splitlines()[-1][:160]}{note}"))
 
 
-def test_restore_into_non_empty_data_dir_is_refused(snapshot: Snapshot, source: EtcdCluster,
+def test_restore_into_non_empty_data_dir_is_refused(snapshot: SnapshotFile, source: EtcdCluster,
                                                     etcd_cluster: ClusterFactory, etcd_run: EtcdRun,
                                                     kd_report: TestResult) -> None:
     target = etcd_cluster(1, start=False, tag="busy").prepare()
@@ -238,7 +238,7 @@ def test_restore_into_non_empty_data_dir_is_refused(snapshot: Snapshot, source: 
     kd_report.add(Verdict.ok("refuse-non-empty-data-dir", r.stderr.strip().splitlines()[-1][:200]))
 
 
-def _assert_source_untouched(source: EtcdCluster, snapshot: Snapshot) -> None:
+def _assert_source_untouched(source: EtcdCluster, snapshot: SnapshotFile) -> None:
     """The source still answers, its history at the snapshot revision is unchanged, and the
     snapshot file itself was not modified by the failed restores."""
     source.wait_healthy(timeout=20)

@@ -26,7 +26,7 @@ from kubedrill.check.linearizability import check_linearizable
 from kubedrill.check.verdict import Status
 from kubedrill.etcd.client import EtcdClient, EtcdError
 from kubedrill.etcd.tls import CertAuthority, ClientTLS
-from kubedrill.load.etcd_workload import Endpoint, EtcdWorkload, WorkloadConfig, probe, readback
+from kubedrill.load.etcd_workload import Endpoint, EtcdWorkload, EtcdLoadConfig, probe, readback
 from kubedrill.record import Recorder
 
 
@@ -139,7 +139,7 @@ def _run(fake: FakeEtcd, pki: tuple[CertAuthority, Path], seconds: float = 1.5) 
     with serving(fake, pki) as (host, port, tls):
         rec = Recorder()
         eps = [Endpoint("a", host, port), Endpoint("b", host, port)]
-        cfg = WorkloadConfig(keys=3, clients_per_endpoint=2, max_duration_s=seconds, rate_per_client=0, max_ops=3000)
+        cfg = EtcdLoadConfig(keys=3, clients_per_endpoint=2, max_duration_s=seconds, rate_per_client=0, max_ops=3000)
         load = EtcdWorkload(eps, tls, rec, cfg, seed=11)
         with load.running():
             time.sleep(seconds)
@@ -202,7 +202,7 @@ def test_client_without_cert_is_refused_by_a_cert_checking_server(pki: tuple[Cer
 def test_workload_is_bounded_by_count(pki: tuple[CertAuthority, Path]) -> None:
     with serving(FakeEtcd(), pki) as (host, port, tls):
         rec = Recorder()
-        cfg = WorkloadConfig(max_ops=50, rate_per_client=0, clients_per_endpoint=3)
+        cfg = EtcdLoadConfig(max_ops=50, rate_per_client=0, clients_per_endpoint=3)
         load = EtcdWorkload([Endpoint("a", host, port)], tls, rec, cfg, seed=1)
         t0 = time.monotonic()
         with load.running():
