@@ -3,6 +3,7 @@ only after traffic had stopped reaching them?
 
   check_durations       each drain <= max_drain_s, each node's round trip, the whole pass; windows
   check_sigterm_margin  a pod must stop receiving traffic at least min_margin_s before SIGTERM
+  check_failed_requests at most slo.max_failed_requests requests fail during the operation
 
 Why the margin: without a preStop sleep, the kubelet sends SIGTERM as the pod leaves the Service's
 endpoints, and every proxy (kube-proxy on each node, load balancers) drops it only when it hears
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.record import Operation
+from kubedrill.record import Operation, Window
 from kubedrill.record import series as S
 from kubedrill.record.lifecycle import parse_lifecycle
 from kubedrill.record.maintenance import NodePass
@@ -100,16 +101,20 @@ def check_sigterm_margin(pods: Sequence[PodEvidence], ops: Sequence[Operation], 
             pod = str(o.result)
             served[pod] = max(served.get(pod, o.start), o.start)
     if not served:
-        return Verdict.ok(check, "not measured: responses carry no X-Pod header naming the pod that answered")
+        return Verdict.unknown(check, "not measured: no response named the pod that answered it (X-Pod header), so "
+                                      "when each pod stopped receiving traffic is unknown; its SIGTERM margin "
+                                      "cannot be judged")
     deleted = [p for p in pods if p.deletion_seen_at is not None
                and (not around or any(a <= p.deletion_seen_at <= b for a, b in around))]
     figs: list[Figure] = []
     short: list[str] = []
+    unmeasured: list[str] = []
     measured = 0
     for f in sorted(deleted, key=lambda p: p.deletion_seen_at or 0):
         sig, how = _sigterm_at(f)
         last = served.get(f.pod)
         if sig is None or last is None:
+            unmeasured.append(f"{f.pod} ({'no SIGTERM time' if sig is None else 'no request answered by it'})")
             continue
         measured += 1
         margin = sig - last
@@ -121,10 +126,34 @@ def check_sigterm_margin(pods: Sequence[PodEvidence], ops: Sequence[Operation], 
     if not deleted:
         return Verdict.unknown(check, "no pod was deleted during the disruption, so shutdown ordering was not exercised")
     if not measured:
-        return Verdict.ok(check, f"not measured for {len(deleted)} deleted pod(s): no SIGTERM time or no request answered "
-                                 "by them was recorded", figs)
+        return Verdict.unknown(check, f"not measured for {len(deleted)} deleted pod(s): {', '.join(unmeasured)}. A SIGTERM "
+                                      "time comes from the pod's lifecycle record, or from its deletion when it has no "
+                                      "preStop hook; the last request from responses naming their pod (X-Pod)", figs)
     if short:
         return Verdict.fail(check, "requests can be dropped during drain: " + "; ".join(short)
                             + ". SIGTERM arrives while clients are still routed to the pod; add a preStop sleep longer "
                               "than endpoint propagation (a few seconds)", figs)
-    return Verdict.ok(check, f"{measured} evicted pod(s) stopped receiving traffic >= {min_margin_s:g} s before SIGTERM", figs)
+    note = f"; not measured for {', '.join(unmeasured)}" if unmeasured else ""
+    return Verdict.ok(check, f"{measured} evicted pod(s) stopped receiving traffic >= {min_margin_s:g} s before SIGTERM"
+                             f"{note}", figs)
+
+
+def check_failed_requests(ops: Sequence[Operation], window: Window | None, *, allowed: int,
+                          after_s: float) -> Verdict:
+    """At most `allowed` requests started during the operation (and `after_s` past it, while endpoint
+    changes settle) may fail: the run config's slo.max_failed_requests, an absolute cap next to the
+    availability ratio, which on a long operation would forgive a burst of failures."""
+    check = "failed-requests"
+    if window is None:
+        return Verdict.unknown(check, "no operation window was recorded, so no request can be said to fall in it")
+    judged = [o for o in ops if o.kind.startswith("http") and window.start <= o.start <= window.end + after_s]
+    if not judged:
+        return Verdict.unknown(check, "no request was sent while the operation ran: the load was not running")
+    failed = [o for o in judged if o.outcome != "ok"]
+    figs = [Figure("failed_requests", len(failed), "requests", f"of {len(judged)}, allowed {allowed}")]
+    if len(failed) > allowed:
+        return Verdict.fail(check, f"{len(failed)} of {len(judged)} request(s) failed during the operation (allowed "
+                                   f"{allowed}, slo.max_failed_requests); first: {failed[0].detail or failed[0].outcome}",
+                            figs)
+    return Verdict.ok(check, f"{len(failed)} of {len(judged)} request(s) failed during the operation (allowed {allowed})",
+                      figs)

@@ -7,9 +7,11 @@ Pure functions over snapshots (kubedrill.record.cluster) and drain records
   check_rescheduled      the drained node's workload pods run again elsewhere, all replicas serving
   check_daemonsets_stay  DaemonSet pods (kube-proxy, CNI) stay on the drained node
   check_schedulable      every node is schedulable again at the end
-  check_pdbs             a PDB that allows no disruption makes a drain time out: named, with its spec
+  check_pdbs             a drain blocked by budget refusals is named with its cause: a budget that
+                         allows no disruption, or a replacement the scheduler could place nowhere
   check_single_replica   one replica and no PDB: "maintenance risk" (a drain takes it offline)
   check_bare_pods        a pod without a controller blocks the drain unless --force was allowed
+  check_local_data       evicted pods lose their emptyDir data (a StatefulSet's pods: FAIL)
 
 Evidence first: a check whose precondition did not hold (no pod on the drained node, no drain
 completed) says UNKNOWN with what was missing, never PASS.
@@ -17,15 +19,60 @@ completed) says UNKNOWN with what was missing, never PASS.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from kubedrill.check.verdict import Figure, Verdict
-from kubedrill.record.cluster import PdbState, PodState, Snapshot, WorkloadState
+from kubedrill.record.cluster import PdbState, PodState, SchedulingFailure, Snapshot, WorkloadState
 from kubedrill.record.maintenance import NodePass
 
 
 def _names(pods: Sequence[PodState]) -> str:
     return ", ".join(sorted(p.key for p in pods)) or "none"
+
+
+# Phrases of the scheduler's FailedScheduling / PodScheduled=False message -> the cause a reader fixes.
+_SCHEDULER_CAUSES: tuple[tuple[str, str], ...] = (
+    ("didn't match Pod's node affinity/selector", "node selector or node affinity"),
+    ("node(s) didn't match node selector", "node selector or node affinity"),
+    ("untolerated taint", "taints"),
+    ("had taint", "taints"),
+    ("Insufficient", "resources"),
+    ("Too many pods", "resources"),
+    ("didn't match pod anti-affinity rules", "pod anti-affinity"),
+    ("didn't satisfy existing pods anti-affinity rules", "pod anti-affinity"),
+    ("didn't match pod affinity rules", "pod affinity"),
+    ("didn't match pod topology spread constraints", "topology spread constraints"),
+    ("volume node affinity conflict", "volumes bound to the node"),
+    ("unbound immediate PersistentVolumeClaims", "volumes bound to the node"),
+    ("were unschedulable", "cordoned nodes"),
+)
+
+
+def scheduling_causes(message: str) -> list[str]:
+    """What kept the scheduler from placing a pod, from its message ("0/3 nodes are available: 1
+    node(s) didn't match Pod's node affinity/selector, ..."), most specific first; cordoned nodes
+    last since a drain cordons one by design."""
+    found: list[str] = []
+    for phrase, cause in _SCHEDULER_CAUSES:
+        if phrase in message and cause not in found:
+            found.append(cause)
+    return found or ["the scheduler's message names no known cause"]
+
+
+def _selected(selector: Mapping[str, str], namespace: str, f: SchedulingFailure) -> bool:
+    """A budget's selector covers the failed pod (its labels unknown: any pod of the namespace)."""
+    if f.namespace != namespace:
+        return False
+    return not f.labels or all(f.labels.get(k) == v for k, v in selector.items())
+
+
+def _unscheduled(failures: Sequence[SchedulingFailure]) -> str:
+    """'pod P could not be scheduled (node selector or node affinity): <message>' per pod, latest message."""
+    latest: dict[str, SchedulingFailure] = {}
+    for f in failures:
+        latest[f.key] = f
+    return "; ".join(f"{k} could not be scheduled ({', '.join(scheduling_causes(f.message))}): {f.message.strip()}"
+                     for k, f in sorted(latest.items()))
 
 
 def check_cordon(before: Snapshot, during: Snapshot, node: str) -> Verdict:
@@ -65,9 +112,13 @@ def check_rescheduled(before: Snapshot, drained: Snapshot | None, node: str, wor
     if left:
         return Verdict.fail(check, f"{_names(left)} still on drained node {node}", figs)
     if len(serving) < workload.replicas:
+        pending = [p for p in mine if p.unschedulable]
+        why = ("; ".join(f"{p.key} could not be scheduled ({', '.join(scheduling_causes(p.unschedulable))}): "
+                         f"{p.unschedulable.strip()}" for p in pending)
+               or "no pod was unschedulable: look at readiness probes and image pulls of the replacements")
         return Verdict.fail(check, f"only {len(serving)}/{workload.replicas} replicas of {workload.key} were serving while "
                                    f"{node} was drained (evicted: {_names(evicted)}); the others did not get scheduled or "
-                                   "ready elsewhere: look for Pending pods (resources, affinity, taints)", figs)
+                                   f"ready elsewhere: {why}", figs)
     return Verdict.ok(check, f"{len(evicted)} evicted pod(s) of {workload.key} replaced; {len(serving)}/{workload.replicas} "
                              f"replicas serving on {', '.join(elsewhere)}", figs)
 
@@ -119,12 +170,19 @@ def _zero_budget(b: PdbState) -> bool:
     return b.disruptions_allowed == 0 and b.expected_pods > 0 and b.current_healthy >= b.expected_pods
 
 
-def check_pdbs(before: Snapshot, passes: Sequence[NodePass], timeout_s: float) -> Verdict:
-    """PDB behaviour: refusals that blocked a drain until its timeout are named with the budget.
+def check_pdbs(before: Snapshot, passes: Sequence[NodePass], timeout_s: float,
+               failures: Sequence[SchedulingFailure] = ()) -> Verdict:
+    """PDB behaviour: refusals that blocked a drain until its timeout are named with the budget and
+    with their cause.
 
-    A refusal that only delayed a drain (the budget waited for a replacement to be ready) is the PDB
-    working as intended and passes. A budget that allows no disruption with all pods healthy fails
-    even if no drain hit it yet: the next maintenance of a node running its pods will.
+    The cause decides the fix. A budget that allowed no disruption before the drain is the cause
+    (allow one). A budget that allowed one is not: an eviction used it, and the replacement never
+    became healthy, so the budget stayed exhausted. When the scheduler could place that
+    replacement nowhere (`failures`: FailedScheduling events during the node's pass), its reason
+    (node selector, affinity, taints, resources) is named; otherwise the replacement was scheduled
+    but not ready in time. A refusal that only delayed a drain is the PDB working as intended and
+    passes. A budget that allows no disruption with all pods healthy fails even if no drain hit it
+    yet: the next maintenance of a node running its pods will.
     """
     check = "pdb"
     refusals = sum(p.log.pdb_refusals for p in passes if p.log is not None)
@@ -148,9 +206,26 @@ def check_pdbs(before: Snapshot, passes: Sequence[NodePass], timeout_s: float) -
             what += ("; " if what else "") + f"a PodDisruptionBudget not in the snapshot refused {', '.join(unmatched)}"
         named.update(budgets)
         timed = "timed out" if p.log.timed_out else "failed"
-        problems.append(f"drain of {p.node} {timed} after {p.drain_s or 0:.0f} s (--timeout={timeout_s:g}s): {what} "
-                        f"({p.log.pdb_refusals} refusals); a budget that allows no disruption blocks every drain of a "
-                        "node running its pods: allow one (maxUnavailable: 1, or minAvailable below the replica count)")
+        head = (f"drain of {p.node} {timed} after {p.drain_s or 0:.0f} s (--timeout={timeout_s:g}s): {what} "
+                f"({p.log.pdb_refusals} refusals)")
+        end = p.end if p.end is not None else (p.drained_at if p.drained_at is not None else p.start + timeout_s)
+        stuck = [f for f in failures if f.during(p.start, end)
+                 and any(_selected(b.selector, b.namespace, f) for b, _ in budgets.values())]
+        if budgets and all(_zero_budget(b) for b, _ in budgets.values()):
+            problems.append(f"{head}; a budget that allows no disruption blocks every drain of a node running its "
+                            "pods: allow one (maxUnavailable: 1, or minAvailable below the replica count)")
+        elif stuck:
+            allowed = ", ".join(f"{k} allowed {b.disruptions_allowed}" for k, (b, _) in sorted(budgets.items()))
+            problems.append(f"{head}; the budget is not the cause ({allowed} before the drain): an evicted pod's "
+                            f"replacement could not be scheduled on any other node, so the budget stayed exhausted: "
+                            f"{_unscheduled(stuck)}. Let the workload's pods run on more than one node (relax the "
+                            "nodeSelector or affinity, tolerate the taints, or free resources)")
+        elif budgets:
+            problems.append(f"{head}; the budget allowed a disruption before the drain, but the replacement of the "
+                            "evicted pod did not become healthy before the timeout (no FailedScheduling was recorded): "
+                            "look at the replacements' readiness probes and image pulls, or raise --drain-timeout")
+        else:
+            problems.append(head)
     for b in before.pdbs:
         if b.key not in named and _zero_budget(b):
             problems.append(f"PodDisruptionBudget {b.key} ({b.describe()}) allows no disruption even with every pod "
@@ -205,3 +280,33 @@ def check_bare_pods(passes: Sequence[NodePass], force_allowed: bool) -> Verdict:
                                  f"({', '.join(pod for _, pod in deleted)}); they are not recreated", figs)
     note = " (--force allowed but not needed)" if force_allowed else ""
     return Verdict.ok(check, f"no pod without a controller was in the way{note}", figs)
+
+
+def check_local_data(passes: Sequence[NodePass], before: Snapshot, namespace: str) -> Verdict:
+    """Pods of `namespace` a drain evicted while they kept emptyDir volumes: `kubectl drain
+    --delete-emptydir-data` deletes that data with the pod. A StatefulSet's pod exists to keep its
+    state, so losing it FAILs; for other pods (caches, scratch space) it is reported."""
+    check = "local-data"
+    lost: list[PodState] = []
+    drained = 0
+    for p in passes:
+        if p.log is None:
+            continue
+        drained += 1
+        evicted = set(p.log.evicted) | {e.rsplit("/", 1)[-1] for e in p.log.evicting}
+        lost += [q for q in (p.before or before).pods_on(p.node)
+                 if q.namespace == namespace and q.empty_dirs and q.name in evicted]
+    if not drained:
+        return Verdict.unknown(check, "no drain ran, so no pod could lose local data")
+    figs = [Figure("emptydir_pods_evicted", len(lost), "pods")]
+    what = "; ".join(f"{q.key} ({', '.join(q.empty_dirs)})" for q in lost)
+    stateful = [q for q in lost if q.owner_kind == "StatefulSet"]
+    if stateful:
+        return Verdict.fail(check, f"local data in emptyDir lost: the drain evicted StatefulSet pod(s) "
+                                   f"{', '.join(q.key for q in stateful)} and deleted their emptyDir volume(s) with them "
+                                   f"({what}); keep state that must survive a node's maintenance in a "
+                                   "PersistentVolumeClaim (volumeClaimTemplates)", figs)
+    if lost:
+        return Verdict.ok(check, f"evicted pods lost their emptyDir data, which a drain deletes: {what}; fine for caches "
+                                 "and scratch space, not for data that must survive", figs)
+    return Verdict.ok(check, f"no evicted pod of {namespace} kept data in an emptyDir volume", figs)

@@ -41,6 +41,14 @@ def pod_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
+def pod_unschedulable(pod: Any) -> str:
+    """The scheduler's reason a pod runs nowhere (its PodScheduled=False message), else ""."""
+    for c in pod.status.conditions or []:
+        if c.type == "PodScheduled" and c.status == "False":
+            return str(c.message or c.reason or "not scheduled")
+    return ""
+
+
 def pod_state(pod: Any) -> PodState:
     owners = pod.metadata.owner_references or []
     ctrl = next((o for o in owners if o.controller), owners[0] if owners else None)
@@ -49,7 +57,9 @@ def pod_state(pod: Any) -> PodState:
         namespace=pod.metadata.namespace, name=pod.metadata.name, node=pod.spec.node_name, phase=pod.status.phase or "",
         ready=pod_ready(pod), deleting=pod.metadata.deletion_timestamp is not None,
         owner_kind=ctrl.kind if ctrl else None, owner_name=ctrl.name if ctrl else None,
-        labels=dict(pod.metadata.labels or {}), restarts=sum(int(c.restart_count or 0) for c in statuses))
+        labels=dict(pod.metadata.labels or {}), restarts=sum(int(c.restart_count or 0) for c in statuses),
+        unschedulable=pod_unschedulable(pod),
+        empty_dirs=tuple(v.name for v in (getattr(pod.spec, "volumes", None) or []) if getattr(v, "empty_dir", None) is not None))
 
 
 def _int_or_str(v: Any) -> int | str | None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.states import node_state, pdb_state, pod_state
-from kubedrill.record.cluster import NodeState, PdbState, PodState, Snapshot, WorkloadState
+from kubedrill.record.cluster import NodeState, PdbState, PodState, SchedulingFailure, Snapshot, WorkloadState
 
 # kube-system pods whose versions the upgrade changes, by the label that identifies them.
 COMPONENT_LABELS: dict[str, str] = {
@@ -137,6 +137,36 @@ class Observer:
 def take_snapshot(cluster: Cluster, namespaces: Iterable[str] = (), label: str = "") -> Snapshot:
     """One strict snapshot with the pods, PDBs and workloads of `namespaces` (a drain's before/during/after)."""
     return Observer(cluster, request_timeout=30).snapshot(label, namespaces=list(namespaces), strict=True)
+
+
+def _wall(ts: Any) -> float | None:
+    return None if ts is None or not hasattr(ts, "timestamp") else float(ts.timestamp())
+
+
+def scheduling_failures(cluster: Cluster, namespace: str, labels: Mapping[str, Mapping[str, str]] | None = None
+                        ) -> list[SchedulingFailure]:
+    """The namespace's FailedScheduling events, oldest first, on the monotonic clock. `labels`
+    (pod name -> labels, e.g. from a PodWatch) lets a checker tell which workload a pod was.
+
+    Why events and not only the pod's PodScheduled condition: a replacement that stayed Pending
+    while a drain waited is scheduled as soon as the node is uncordoned; the event (kept an hour)
+    is what still says why it could not run anywhere else. Newer schedulers write events through
+    events.k8s.io, which fills eventTime and series instead of first/lastTimestamp and count."""
+    listed: Any = cluster.core().list_namespaced_event(
+        namespace, field_selector="reason=FailedScheduling,involvedObject.kind=Pod", _request_timeout=30)
+    offset = time.time() - time.monotonic()
+    out = []
+    for e in listed.items:
+        series = getattr(e, "series", None)
+        first = _wall(e.first_timestamp or e.event_time)
+        last = _wall(e.last_timestamp or (series.last_observed_time if series is not None else None) or e.event_time)
+        pod = str(e.involved_object.name)
+        out.append(SchedulingFailure(
+            namespace=namespace, pod=pod, message=(e.message or "")[:500],
+            first_at=None if first is None else first - offset, last_at=None if last is None else last - offset,
+            count=int(e.count or (series.count if series is not None else 0) or 1),
+            labels=dict((labels or {}).get(pod, {}))))
+    return sorted(out, key=lambda f: f.first_at if f.first_at is not None else 0.0)
 
 
 class Sampler:

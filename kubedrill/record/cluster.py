@@ -64,6 +64,8 @@ class PodState:
     owner_name: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     restarts: int = 0
+    unschedulable: str = ""  # the PodScheduled=False condition's message: why the scheduler placed it nowhere
+    empty_dirs: tuple[str, ...] = ()  # names of its emptyDir volumes (a drain deletes their data)
 
     @property
     def key(self) -> str:
@@ -78,6 +80,32 @@ class PodState:
 def selects(selector: Mapping[str, str], namespace: str, pod: PodState) -> bool:
     """A matchLabels selector in `namespace` selects `pod` (an empty selector selects nothing here)."""
     return pod.namespace == namespace and bool(selector) and all(pod.labels.get(k) == v for k, v in selector.items())
+
+
+@dataclass(frozen=True)
+class SchedulingFailure:
+    """A FailedScheduling event: the scheduler found no node for a pod. Kept apart from snapshots
+    because the event outlives the moment: a replacement that was Pending while a drain waited is
+    scheduled once the node is uncordoned, and only the event still says why it could not run.
+    Times are the test's monotonic clock (converted from the event's wall-clock stamps)."""
+
+    namespace: str
+    pod: str
+    message: str
+    first_at: float | None
+    last_at: float | None
+    count: int = 1
+    labels: Mapping[str, str] = field(default_factory=dict)  # the pod's, when it was seen; else empty
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.pod}"
+
+    def during(self, start: float, end: float) -> bool:
+        """It was seen between start and end (1 s of slack: event stamps may have 1 s resolution)."""
+        first = self.first_at if self.first_at is not None else self.last_at
+        last = self.last_at if self.last_at is not None else first
+        return first is not None and last is not None and first <= end + 1.0 and last >= start - 1.0
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,15 @@ then judged.
 The operation acts on the worker running most of the workload's serving pods (draining it proves
 the most); a rolling drain starts there and then takes every other worker in turn.
 
-`run_maintenance` only records; `judge` runs the pure checkers on the record: availability (SLO,
-longest outage, p99 during vs before), scheduling (cordon leaves pods alone, evicted pods run
-elsewhere, DaemonSets stay, every worker schedulable and Ready at the end), PodDisruptionBudgets,
-one replica without a budget, pods without a controller, SIGTERM after traffic left the pod, and
-durations. The drain suite, its meta-test and the benchmark share both.
+`run_maintenance` only records (FailedScheduling events included: they say why a replacement
+could run nowhere, after the pod itself was scheduled on the uncordoned node); `judge` runs the
+pure checkers on the record: availability (SLO, longest outage, p99 during vs before) and failed
+requests (slo.max_failed_requests), scheduling (cordon leaves pods alone, evicted pods run
+elsewhere, DaemonSets stay, every worker schedulable and Ready at the end), PodDisruptionBudgets
+with the cause of a blocked drain (a budget allowing no disruption, or a replacement the scheduler
+could not place), one replica without a budget, pods without a controller, local data in
+emptyDir, SIGTERM after traffic left the pod, and durations. The workload is a Deployment or a
+StatefulSet (the deployed one's kind). The drain suite, its meta-test and the benchmark share both.
 """
 
 from __future__ import annotations
@@ -26,11 +30,18 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kubedrill.check.availability import availability
-from kubedrill.check.maintenance import check_durations, check_sigterm_margin, node_windows, with_windows
+from kubedrill.check.maintenance import (
+    check_durations,
+    check_failed_requests,
+    check_sigterm_margin,
+    node_windows,
+    with_windows,
+)
 from kubedrill.check.scheduling import (
     check_bare_pods,
     check_cordon,
     check_daemonsets_stay,
+    check_local_data,
     check_pdbs,
     check_rescheduled,
     check_schedulable,
@@ -41,10 +52,10 @@ from kubedrill.cluster.handle import Cluster
 from kubedrill.disrupt.base import lookup
 from kubedrill.disrupt.node import MaintenancePlan, NodeOperation, node_operations
 from kubedrill.load import LoadRunner, LoadStats
-from kubedrill.observe.cluster import take_snapshot
+from kubedrill.observe.cluster import scheduling_failures, take_snapshot
 from kubedrill.observe.pods import PodWatch
 from kubedrill.record import Operation, Recorder, Window
-from kubedrill.record.cluster import Snapshot, WorkloadState
+from kubedrill.record.cluster import SchedulingFailure, Snapshot, WorkloadState
 from kubedrill.record.maintenance import NodePass
 from kubedrill.record.termination import PodEvidence
 from kubedrill.workload.apply import wait_http
@@ -81,6 +92,7 @@ class MaintenanceExpectations:
     """What the judge holds the record to."""
 
     slo: float  # success ratio during the operation and after (the bundled app: 1.0)
+    max_failed_requests: int = 0  # requests that may fail during the operation (the run config's slo)
     min_load_rps: float = 5.0  # below this before the operation, availability is UNKNOWN
     max_p99_ratio: float | None = None  # p99 during / p99 before; None = report only
     max_drain_s: float = 120.0
@@ -103,6 +115,7 @@ class MaintenanceRecord:
     held: Snapshot | None = None  # while a cordon held
     passes: list[NodePass] = field(default_factory=list)  # one per node drained
     pods: list[PodEvidence] = field(default_factory=list)  # every pod of the namespace the watch saw
+    unschedulable: list[SchedulingFailure] = field(default_factory=list)  # FailedScheduling events of the namespace
     operations: list[Operation] = field(default_factory=list)  # the load's requests
     load_stats: LoadStats | None = None
     load_log: str = ""
@@ -138,6 +151,7 @@ class MaintenanceRecord:
             "before": dataclasses.asdict(self.before), "held": dataclasses.asdict(self.held) if self.held else None,
             "final": dataclasses.asdict(self.final) if self.final else None,
             "passes": passes, "pods": [p.to_dict() for p in self.pods],
+            "unschedulable": [dataclasses.asdict(f) for f in self.unschedulable],
             "record": json.loads(self.recorder.to_json()),
         }, default=str, indent=1))
         (folder / "locust.log").write_text(self.load_log)
@@ -163,13 +177,45 @@ def with_pdb(spec: WorkloadSpec, pdb: str) -> WorkloadSpec:
     return dataclasses.replace(spec, documents=tuple(docs))
 
 
+def as_statefulset(spec: WorkloadSpec) -> WorkloadSpec:
+    """The spec with its Deployment turned into a StatefulSet of the same name, pods and Service
+    (pods get stable names, and a replacement starts only after its predecessor is gone)."""
+    docs = [copy.deepcopy(d) for d in spec.documents]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    if len(deployments) != 1:
+        raise WorkloadSpecError(f"as a StatefulSet: expected one Deployment in {spec.name}, found {len(deployments)}")
+    d = deployments[0]
+    d["kind"] = "StatefulSet"
+    d["spec"].pop("strategy", None)
+    d["spec"].update({"serviceName": spec.service or spec.name, "podManagementPolicy": "Parallel"})
+    return dataclasses.replace(spec, documents=tuple(docs))
+
+
+def pinned(spec: WorkloadSpec, node: str) -> WorkloadSpec:
+    """The spec with every pod of its controllers pinned to `node` by a nodeSelector: evicted pods
+    can be replaced nowhere else while the node is cordoned."""
+    docs = [copy.deepcopy(d) for d in spec.documents]
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            d["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+    return dataclasses.replace(spec, documents=tuple(docs))
+
+
 def maintenance_sample(image: str, mode: str = "graceful", *, replicas: int = 3, pdb: str = "min-available=2",
-                       grace_seconds: int = 15, prestop_seconds: float = 5.0) -> WorkloadSpec:
-    """The bundled sample app as the drain suite runs it, with the PodDisruptionBudget `pdb` (see with_pdb).
+                       grace_seconds: int = 15, prestop_seconds: float = 5.0, kind: str = "Deployment",
+                       node: str | None = None) -> WorkloadSpec:
+    """The bundled sample app as the drain suite runs it, with the PodDisruptionBudget `pdb` (see
+    with_pdb), as a Deployment or a StatefulSet (`kind`), optionally pinned to `node`.
 
     prestop 5 s: on a busy host kube-proxy took up to 2.7 s to drop an evicted pod's endpoint."""
     spec = sample_workload(mode, replicas=replicas, grace_seconds=grace_seconds, prestop_seconds=prestop_seconds,
                            image=image, min_available=min(1, replicas))
+    if kind == "StatefulSet":
+        spec = as_statefulset(spec)
+    elif kind != "Deployment":
+        raise WorkloadSpecError(f"sample app for the drain suite: kind {kind!r} is not Deployment or StatefulSet")
+    if node is not None:
+        spec = pinned(spec, node)
     return with_pdb(spec, pdb)
 
 
@@ -222,6 +268,9 @@ def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
     if deployed.node_port is None:
         raise ValueError(f"workload {deployed.name} has no host-mapped NodePort; deploy it with expose_service=True")
     ns, kind, name = deployed.namespace, deployed.kind, deployed.name
+    if kind not in ("Deployment", "StatefulSet"):
+        raise ValueError(f"workload {ns}/{name} is a {kind}: kubectl drain leaves DaemonSet pods in place "
+                         "(--ignore-daemonsets), so the drain scenario judges Deployments and StatefulSets")
     wait_workload_ready(cluster, ns, kind, name, timeout=120)
     before = take_snapshot(cluster, [ns], label="before")
     workload = workload_state(before, ns, name)
@@ -244,10 +293,12 @@ def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
             pass
         time.sleep(settings.load_after_s)
     final = take_snapshot(cluster, [ns], label="final")
+    pods = watch.all_evidence()
+    unschedulable = scheduling_failures(cluster, ns, labels={p.pod: p.labels for p in pods})
     return MaintenanceRecord(
         operation=operation, namespace=ns, workload=workload, workers=list(cluster.workers), nodes=op.nodes,
         settings=settings, load=load, before=before, final=final, held=op.held, passes=list(op.passes),
-        pods=watch.all_evidence(), operations=rec.history, load_stats=runner.stats, load_log=runner.log_tail(200),
+        pods=pods, unschedulable=unschedulable, operations=rec.history, load_stats=runner.stats, load_log=runner.log_tail(200),
         effect=dict(op.effect), window=op.window, recorder=rec)
 
 
@@ -258,12 +309,15 @@ def judge(r: MaintenanceRecord, expect: MaintenanceExpectations) -> list[Verdict
     on their node passes, a cordon on the snapshot taken while it held."""
     avail = safe_check("availability", availability, r.operations, r.window, slo=expect.slo, kind="http",
                        min_rate_before=expect.min_load_rps, max_p99_ratio=expect.max_p99_ratio, label=r.operation)
+    failed = safe_check("failed-requests", check_failed_requests, r.operations, r.window,
+                        allowed=expect.max_failed_requests, after_s=r.settings.load_after_s)
     verdicts: list[Verdict] = []
     if r.passes:
-        verdicts.append(with_windows(avail, node_windows(r.passes, r.t0)))
+        verdicts += [with_windows(avail, node_windows(r.passes, r.t0)), failed]
         verdicts.append(safe_check("maintenance-risk", check_single_replica, r.before, r.namespace))
-        verdicts.append(safe_check("pdb", check_pdbs, r.before, r.passes, r.settings.drain_timeout_s))
+        verdicts.append(safe_check("pdb", check_pdbs, r.before, r.passes, r.settings.drain_timeout_s, r.unschedulable))
         verdicts.append(safe_check("bare-pods", check_bare_pods, r.passes, r.settings.allow_force))
+        verdicts.append(safe_check("local-data", check_local_data, r.passes, r.before, r.namespace))
         for p in r.passes:
             if not p.drain_failed:
                 verdicts.append(safe_check(f"rescheduled[{p.node}]", check_rescheduled, p.before or r.before,
@@ -276,10 +330,10 @@ def judge(r: MaintenanceRecord, expect: MaintenanceExpectations) -> list[Verdict
         verdicts.append(safe_check("durations", check_durations, r.passes, max_drain_s=expect.max_drain_s,
                                    expected_nodes=len(r.nodes), t0=r.t0))
     elif r.held is not None:
-        verdicts += [avail, safe_check("cordon", check_cordon, r.before, r.held, r.nodes[0]),
+        verdicts += [avail, failed, safe_check("cordon", check_cordon, r.before, r.held, r.nodes[0]),
                      safe_check("maintenance-risk", check_single_replica, r.before, r.namespace)]
     else:
-        verdicts += [avail, Verdict.unknown("operation", f"{r.operation} recorded neither a drained node nor a "
+        verdicts += [avail, failed, Verdict.unknown("operation", f"{r.operation} recorded neither a drained node nor a "
                                                          "snapshot while it held: there is nothing to judge")]
     if r.final is None:
         verdicts.append(Verdict.unknown("schedulable-at-end", "no snapshot was taken after the maintenance"))

@@ -1,5 +1,6 @@
-"""Drain suite wiring: options, the workload under test (one deployment per module and workload,
-through the one deploy path), and a safety net that leaves no node cordoned. The drill itself is
+"""Drain suite wiring: options, the workloads under test (every workload of the run config, else
+the bundled sample app; one deployment per module and workload, through the one deploy path), and
+a safety net that leaves no node cordoned. The drill itself is
 kubedrill.scenarios.drain; the operations are the node operations of the disruption registry
 (kubedrill.disrupt.node).
 
@@ -22,6 +23,7 @@ from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.progress import say
 from kubedrill.config import RunConfig
 from kubedrill.disrupt.node import node_operations
+from kubedrill.pytest_plugin import KD_CONFIG
 from kubedrill.scenarios.drain import (
     LoadPlan,
     MaintenanceExpectations,
@@ -30,7 +32,7 @@ from kubedrill.scenarios.drain import (
     maintenance_sample,
 )
 from kubedrill.workload.deploy import Deployed, deployed
-from kubedrill.workload.spec import WorkloadSpecError, load_workload
+from kubedrill.workload.spec import WorkloadSpec, WorkloadSpecError, load_workload
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -109,17 +111,49 @@ def drain_opts(pytestconfig: pytest.Config) -> DrainOptions:
     return DrainOptions.from_config(pytestconfig)
 
 
-def workload_ids(config: pytest.Config) -> list[str]:
-    if config.getoption("workload", default=None):
-        return ["user-workload"]
-    return [f"sample-{config.getoption('sample_mode', default='graceful')}"]
+@dataclass(frozen=True)
+class DrainTarget:
+    """A workload the suite drills, named `id` in test IDs: a spec of the run config (`--workload`
+    is one), or the bundled sample app when the config names none."""
+
+    id: str
+    spec: WorkloadSpec | None = None  # None: the bundled sample app, built from the suite's options
+    config_name: str | None = None  # the run config's workload name (its SLO overrides)
+
+    @property
+    def bundled(self) -> bool:
+        return self.spec is None
+
+
+def _spec_path(rc: RunConfig, spec: str) -> Path:
+    p = Path(spec).expanduser()
+    if not p.is_absolute() and rc.source and not p.exists():
+        p = Path(rc.source).parent / p
+    return p
+
+
+def drain_targets(config: pytest.Config) -> list[DrainTarget]:
+    """Every workload of the run config, in its order; a spec that does not load stops the run
+    before any cluster is made."""
+    rc: RunConfig = config.stash[KD_CONFIG]
+    if not rc.workloads:
+        return [DrainTarget(f"sample-{config.getoption('sample_mode', default='graceful')}")]
+    targets: list[DrainTarget] = []
+    for w in rc.workloads:
+        try:
+            spec = load_workload(_spec_path(rc, w.spec))
+        except WorkloadSpecError as exc:
+            raise pytest.UsageError(f"workload {w.name!r}: {exc}") from None
+        tid = spec.name if all(t.id != spec.name for t in targets) else f"{spec.name}-{w.name}"
+        targets.append(DrainTarget(tid, spec, w.name))
+    return targets
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """`workload/operation` IDs, e.g. sample-graceful/rolling-drain; operations from the registry."""
     if "operation" in metafunc.fixturenames and "app" in metafunc.fixturenames:
-        cases = [(w, op) for w in workload_ids(metafunc.config) for op in node_operations()]
-        metafunc.parametrize(("app", "operation"), cases, ids=[f"{w}/{op}" for w, op in cases],
+        cases = [(t, op) for t in drain_targets(metafunc.config) for op in node_operations()]
+        metafunc.parametrize(("app", "operation"), cases, ids=[f"{t.id}/{op}" for t, op in cases],
                              indirect=["app"], scope="module")
 
 
@@ -131,10 +165,10 @@ def app(request: pytest.FixtureRequest, cluster: Cluster, drain_opts: DrainOptio
         pytest.skip("the drain suite sends load to 127.0.0.1 through kind's NodePort mappings; attach a kind cluster")
     if len(cluster.workers) < 2:
         pytest.skip(f"draining needs two workers to move pods between; {cluster.name} has {cluster.workers}")
-    user_spec = request.config.getoption("workload", default=None)
+    target: DrainTarget = request.param
     extra: list[dict[str, Any]] = []
-    if user_spec:
-        spec = load_workload(user_spec)
+    if target.spec is not None:
+        spec = target.spec
     else:
         o = drain_opts
         try:
@@ -145,20 +179,31 @@ def app(request: pytest.FixtureRequest, cluster: Cluster, drain_opts: DrainOptio
             raise pytest.UsageError(f"drain suite options: {exc}") from exc
         if o.bare_pod:
             extra = [bare_pod(w, spec.images[0]) for w in cluster.workers]
-    with deployed(cluster, spec, purpose=f"drain-{request.param}", expose_service=True, extra_docs=extra,
+    with deployed(cluster, spec, purpose=f"drain-{target.id}", expose_service=True, extra_docs=extra,
                   keep=keep_namespaces(request.config)) as d:
+        if d.kind not in ("Deployment", "StatefulSet"):
+            pytest.skip(f"workload {target.id} is a {d.kind}: kubectl drain leaves DaemonSet pods in place "
+                        "(--ignore-daemonsets), so the drain suite judges Deployments and StatefulSets")
         yield d
 
 
 @pytest.fixture
-def expectations(request: pytest.FixtureRequest, app: Deployed, drain_opts: DrainOptions,
-                 kd_config: RunConfig) -> MaintenanceExpectations:
-    """The bundled sample app must lose no request (SLO 1.0); a user workload is held to its SLO."""
-    bundled = not request.config.getoption("workload", default=None)
+def target(request: pytest.FixtureRequest, app: Deployed) -> DrainTarget:
+    """The drilled workload's target (the `app` fixture's parameter)."""
+    param: DrainTarget = request.node.callspec.params["app"]
+    return param
+
+
+@pytest.fixture
+def expectations(target: DrainTarget, drain_opts: DrainOptions, kd_config: RunConfig) -> MaintenanceExpectations:
+    """The bundled sample app must lose no request (SLO 1.0, no failed request); a user workload is
+    held to its SLO in the run config (availability and max_failed_requests, its own or the global)."""
     o = drain_opts
+    slo = kd_config.slo_for(target.config_name)
     return MaintenanceExpectations(
-        slo=1.0 if bundled else kd_config.slo_for(app.spec.name).availability,
-        min_load_rps=kd_config.slo.min_load_rps, max_p99_ratio=o.max_p99_ratio, max_drain_s=o.max_drain_seconds,
+        slo=1.0 if target.bundled else slo.availability,
+        max_failed_requests=0 if target.bundled else slo.max_failed_requests,
+        min_load_rps=slo.min_load_rps, max_p99_ratio=o.max_p99_ratio, max_drain_s=o.max_drain_seconds,
         min_sigterm_margin_s=o.min_sigterm_margin)
 
 

@@ -10,12 +10,15 @@ then one maintenance operation runs with real kubectl against a real kind cluste
   rolling-drain   every worker in turn: drain, work on it, uncordon, wait for the workload
 
 Then, from the record (kubedrill.scenarios.drain.judge): availability (SLO; zero failed requests
-for the bundled app; longest outage; p99 during vs before), scheduling (cordon leaves pods alone,
-evicted pods run elsewhere, DaemonSets stay, every node schedulable at the end),
-PodDisruptionBudgets (a budget allowing no disruption is named when it blocks the drain), single
-replica without a PDB (maintenance risk), pods without a controller (block the drain unless
---allow-force), shutdown ordering (SIGTERM after traffic left the pod) and durations (each drain,
-each node's round trip, the whole pass).
+for the bundled app, the run config's slo.max_failed_requests for a user workload; longest outage;
+p99 during vs before), scheduling (cordon leaves pods alone, evicted pods run elsewhere, DaemonSets
+stay, every node schedulable at the end), PodDisruptionBudgets (a blocked drain is named with its
+cause: a budget allowing no disruption, or a replacement the scheduler could not place and why),
+single replica without a PDB (maintenance risk), pods without a controller (block the drain unless
+--allow-force), local data in emptyDir, shutdown ordering (SIGTERM after traffic left the pod;
+UNKNOWN where responses do not name their pod) and durations (each drain, each node's round trip,
+the whole pass). Every workload of the run config is drilled, as a Deployment or a StatefulSet.
+An UNKNOWN verdict fails the test, and the report shows it as unknown, not as a failure.
 """
 
 from __future__ import annotations

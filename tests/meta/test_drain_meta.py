@@ -6,6 +6,10 @@ same scenario and judge as the drain suite (operation "drain"), so no cluster is
   single-replica  1 replica, no PDB                                -> "maintenance risk"
   no-prestop      no preStop hook: SIGTERM as traffic still arrives -> "requests can be dropped during drain"
   pdb-blocks      PDB maxUnavailable 0, drain timeout 30 s         -> drain times out, the PDB is named
+  pinned          2 replicas pinned to the first worker by a nodeSelector, PDB minAvailable 1, drain
+                  timeout 30 s -> the budget allowed one; the replacement could not be scheduled, and
+                  the verdict says so (not "allows no disruption")
+  statefulset-single-replica  a 1-replica StatefulSet, no PDB      -> "maintenance risk", not a timeout
 
 After every case: no node is left cordoned and no locust process of the run is alive.
 """
@@ -35,7 +39,8 @@ pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.disruptive
 
 OPERATION = "drain"
 CASES: dict[str, tuple[dict[str, Any], MaintenanceSettings, list[str]]] = {
-    # name: (sample app variant, settings, phrases the failed verdict must contain; empty = must pass)
+    # name: (sample app variant, settings, phrases the failed verdict must contain; empty = must pass).
+    # "node": PINNED pins the app to the cluster's first worker.
     "graceful": ({}, MaintenanceSettings(), []),
     "single-replica": ({"replicas": 1, "pdb": "none"}, MaintenanceSettings(),
                        ["maintenance risk", "runs 1 replica and no PodDisruptionBudget"]),
@@ -43,7 +48,15 @@ CASES: dict[str, tuple[dict[str, Any], MaintenanceSettings, list[str]]] = {
                    ["sigterm-margin: FAIL", "requests can be dropped during drain", "no preStop hook"]),
     "pdb-blocks": ({"pdb": "max-unavailable=0"}, MaintenanceSettings(drain_timeout_s=30),
                    ["pdb: FAIL", "timed out", "PodDisruptionBudget kd-drain-", "/kd-sample (maxUnavailable: 0"]),
+    "pinned": ({"replicas": 2, "pdb": "min-available=1", "node": "PINNED"}, MaintenanceSettings(drain_timeout_s=30),
+               ["pdb: FAIL", "timed out", "the budget is not the cause", "allowed 1 before the drain",
+                "could not be scheduled (node selector or node affinity"]),
+    "statefulset-single-replica": ({"replicas": 1, "pdb": "none", "kind": "StatefulSet"}, MaintenanceSettings(),
+                                   ["maintenance risk", "StatefulSet/", "runs 1 replica and no PodDisruptionBudget"]),
 }
+# Phrases a case's verdict must not contain: a wrong cause is as bad as a missing one.
+WRONG: dict[str, list[str]] = {"pinned": ["allows no disruption"]}
+PINNED = "PINNED"
 
 
 def _locust_left(root: Path) -> list[str]:
@@ -76,6 +89,8 @@ def test_drain_verdict(case: str, cluster: Cluster, sample_image: str, kd_config
     if cluster.provider != "kind" or len(cluster.workers) < 2:
         pytest.skip("the drain scenario needs a kind cluster with two workers (port mappings, pods to move)")
     variant, settings, phrases = CASES[case]
+    if variant.get("node") == PINNED:
+        variant = {**variant, "node": cluster.workers[0]}
     spec = maintenance_sample(sample_image, **variant)
     try:
         with deployed(cluster, spec, purpose=f"drain-meta-{case}", expose_service=True) as d:
@@ -93,3 +108,5 @@ def test_drain_verdict(case: str, cluster: Cluster, sample_image: str, kd_config
     assert verdict.status is Status.FAIL, f"{case}: the scenario should fail; it says:\n{verdict}"
     missing = [p for p in phrases if p not in str(verdict)]
     assert not missing, f"{case}: the failure does not say {missing}; it says:\n{str(verdict)[:3000]}"
+    wrong = [p for p in WRONG.get(case, []) if p in str(verdict)]
+    assert not wrong, f"{case}: the failure names a wrong cause ({wrong}); it says:\n{str(verdict)[:3000]}"

@@ -26,7 +26,7 @@ from kubedrill.disrupt.node import (
     node_operations,
 )
 from kubedrill.record import Operation, Recorder, Window
-from kubedrill.record.cluster import NodeState, PdbState, PodState, Snapshot, WorkloadState
+from kubedrill.record.cluster import NodeState, PdbState, PodState, SchedulingFailure, Snapshot, WorkloadState
 from kubedrill.record.drain_log import parse_drain_output
 from kubedrill.record.maintenance import NodePass
 from kubedrill.scenarios.drain import (
@@ -38,6 +38,7 @@ from kubedrill.scenarios.drain import (
     judge,
     load_figures,
     maintenance_order,
+    maintenance_sample,
     with_pdb,
     workload_state,
 )
@@ -178,10 +179,13 @@ def names(verdicts: list[Any]) -> list[str]:
 
 def test_a_drain_is_judged_on_its_node_passes() -> None:
     verdicts = judge(record(passes=[a_pass()]), EXPECT)
-    assert names(verdicts) == ["availability", "maintenance-risk", "pdb", "bare-pods", "rescheduled[w1]",
-                               "daemonsets[w1]", "sigterm-margin", "durations", "schedulable-at-end"]
+    assert names(verdicts) == ["availability", "failed-requests", "maintenance-risk", "pdb", "bare-pods", "local-data",
+                               "rescheduled[w1]", "daemonsets[w1]", "sigterm-margin", "durations", "schedulable-at-end"]
     by = {v.check: v for v in verdicts}
     assert by["availability"].passed and by["rescheduled[w1]"].passed and by["durations"].passed, verdicts
+    assert by["failed-requests"].passed and by["local-data"].passed, verdicts
+    # The load's responses name no pod (no X-Pod): the margin is not measured, and says so.
+    assert by["sigterm-margin"].status is Status.UNKNOWN and "not measured" in by["sigterm-margin"].reason
     assert [w["label"] for w in by["availability"].series["windows"]] == ["w1: drain -> uncordon"]
 
 
@@ -196,8 +200,63 @@ def test_a_failed_drain_is_judged_but_not_its_rescheduling() -> None:
 def test_a_cordon_is_judged_on_the_snapshot_while_it_held() -> None:
     held = snap(list(BEFORE.pods), cordoned=("w1",), pdbs=(PDB,))
     verdicts = judge(record(operation="cordon", held=held), EXPECT)
-    assert names(verdicts) == ["availability", "cordon", "maintenance-risk", "schedulable-at-end"]
+    assert names(verdicts) == ["availability", "failed-requests", "cordon", "maintenance-risk", "schedulable-at-end"]
     assert all(v.passed for v in verdicts), verdicts
+
+
+def test_failed_requests_are_capped_by_the_slo() -> None:
+    ops = load()
+    ops[300] = Operation("http", ops[300].start, ops[300].end, "fail", detail="connection refused")
+    ops[310] = Operation("http", ops[310].start, ops[310].end, "fail", detail="connection refused")
+    by = {v.check: v for v in judge(record(passes=[a_pass()], operations=ops), EXPECT)}
+    assert by["failed-requests"].status is Status.FAIL and "2 of" in by["failed-requests"].reason
+    assert "allowed 0, slo.max_failed_requests" in by["failed-requests"].reason
+    loose = MaintenanceExpectations(slo=0.99, max_failed_requests=2)
+    assert {v.check: v for v in judge(record(passes=[a_pass()], operations=ops), loose)}["failed-requests"].passed
+
+
+def test_a_one_replica_statefulset_is_judged_a_maintenance_risk() -> None:
+    sts = WorkloadState("StatefulSet", NS, "kd-sample", 1, SEL)
+    one = Snapshot(0.0, BEFORE.nodes, (pod("kd-sample-0", "w1", owner="StatefulSet"),), (), (sts,))
+    by = {v.check: v for v in judge(record(workload=sts, before=one, passes=[a_pass()]), EXPECT)}
+    assert by["maintenance-risk"].status is Status.FAIL
+    assert "StatefulSet/kd-t/kd-sample runs 1 replica and no PodDisruptionBudget" in by["maintenance-risk"].reason
+
+
+def test_the_sample_app_can_be_a_statefulset_pinned_to_a_node() -> None:
+    spec = maintenance_sample("img:1", replicas=2, pdb="min-available=1", kind="StatefulSet", node="w1")
+    kinds = [d["kind"] for d in spec.documents]
+    assert "StatefulSet" in kinds and "Deployment" not in kinds and kinds[-1] == "PodDisruptionBudget"
+    sts = next(d for d in spec.documents if d["kind"] == "StatefulSet")
+    assert sts["spec"]["serviceName"] == "kd-sample" and "strategy" not in sts["spec"]
+    assert sts["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "w1"}
+    plain = maintenance_sample("img:1")
+    assert all("nodeSelector" not in d["spec"].get("template", {}).get("spec", {}) for d in plain.documents
+               if d["kind"] == "Deployment")
+    with pytest.raises(WorkloadSpecError, match="kind 'DaemonSet' is not Deployment or StatefulSet"):
+        maintenance_sample("img:1", kind="DaemonSet")
+
+
+def test_a_drain_blocked_by_an_unschedulable_replacement_names_the_scheduler() -> None:
+    """Two replicas pinned to w1, minAvailable 1: one eviction is allowed, its replacement can go
+    nowhere, and the budget then refuses the other until the timeout. The cause is scheduling."""
+    budget = PdbState(NS, "kd-sample", SEL, 1, None, 1, 2, 1, 2)
+    before = snap([pod("kd-sample-a", "w1"), pod("kd-sample-b", "w1")], pdbs=(budget,))
+    out = OUT_OK.replace("node/w1 drained\n", "") + (
+        'error when evicting pods/"kd-sample-b" -n "kd-t" (will retry after 5s): Cannot evict pod as it would '
+        "violate the pod's disruption budget.\n")
+    blocked = NodePass("w1", 10.0, drained_at=41.0, uncordoned_at=41.5, end=42.0, drain_s=31.0,
+                       log=parse_drain_output(out), drain_failed="error: unable to drain node", drain_output=out,
+                       before=before)
+    pending = SchedulingFailure(NS, "kd-sample-c", "0/3 nodes are available: 1 node(s) didn't match Pod's node "
+                                "affinity/selector, 1 node(s) had untolerated taint {node-role.kubernetes.io/"
+                                "control-plane: }, 1 node(s) were unschedulable.", 11.0, 40.0, 7, dict(SEL))
+    by = {v.check: v for v in judge(record(before=before, passes=[blocked], unschedulable=[pending]), EXPECT)}
+    assert by["pdb"].status is Status.FAIL
+    assert "the budget is not the cause (kd-t/kd-sample allowed 1 before the drain)" in by["pdb"].reason
+    assert "kd-t/kd-sample-c could not be scheduled (node selector or node affinity, taints, cordoned nodes)" \
+        in by["pdb"].reason
+    assert "allows no disruption" not in by["pdb"].reason
 
 
 def test_nothing_to_judge_is_unknown_never_a_pass() -> None:
@@ -316,3 +375,35 @@ def test_a_rolling_drain_took_effect_when_every_finished_drain_did() -> None:
     r._verified[1] = (False, "w2 is cordoned but still runs kd-t/x")
     took, seen = r.verify()
     assert not took and "kd-t/x" in seen
+
+
+# --- FailedScheduling events from a stand-in API -------------------------------------------------------
+
+def test_scheduling_failures_are_read_from_both_event_apis() -> None:
+    """core/v1 events (first/lastTimestamp, count) and events.k8s.io ones (eventTime, series) alike,
+    on the monotonic clock, with the pod's labels when the watch saw it."""
+    import datetime as dt
+    import time
+
+    from kubedrill.observe.cluster import scheduling_failures
+
+    now = dt.datetime.now(dt.timezone.utc)
+    old_style = SimpleNamespace(involved_object=SimpleNamespace(name="kd-sample-c"), message="0/3 nodes: taint",
+                                first_timestamp=now - dt.timedelta(seconds=20), last_timestamp=now, event_time=None,
+                                count=4, series=None)
+    new_style = SimpleNamespace(involved_object=SimpleNamespace(name="kd-sample-d"), message="0/3 nodes: cpu",
+                                first_timestamp=None, last_timestamp=None, event_time=now - dt.timedelta(seconds=5),
+                                count=None, series=SimpleNamespace(last_observed_time=now, count=3))
+    seen: dict[str, Any] = {}
+
+    def list_namespaced_event(ns: str, **kw: Any) -> SimpleNamespace:
+        seen.update(kw, ns=ns)
+        return SimpleNamespace(items=[new_style, old_style])
+
+    cluster: Any = SimpleNamespace(core=lambda: SimpleNamespace(list_namespaced_event=list_namespaced_event))
+    got = scheduling_failures(cluster, NS, labels={"kd-sample-c": dict(SEL)})
+    assert seen["ns"] == NS and "reason=FailedScheduling" in seen["field_selector"]
+    assert [(f.pod, f.count, dict(f.labels)) for f in got] == [("kd-sample-c", 4, SEL), ("kd-sample-d", 3, {})]
+    mono = time.monotonic()
+    assert got[0].first_at == pytest.approx(mono - 20, abs=2) and got[1].last_at == pytest.approx(mono, abs=2)
+    assert got[0].during(mono - 10, mono) and not got[0].during(mono + 10, mono + 20)

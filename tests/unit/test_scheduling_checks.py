@@ -5,22 +5,30 @@ from __future__ import annotations
 
 import json
 
-from kubedrill.check.maintenance import check_durations, check_sigterm_margin, node_windows, with_windows
+from kubedrill.check.maintenance import (
+    check_durations,
+    check_failed_requests,
+    check_sigterm_margin,
+    node_windows,
+    with_windows,
+)
 from kubedrill.check.scheduling import (
     check_bare_pods,
     check_cordon,
     check_daemonsets_stay,
+    check_local_data,
     check_pdbs,
     check_rescheduled,
     check_schedulable,
     check_single_replica,
+    scheduling_causes,
 )
 from kubedrill.check.verdict import Status, Verdict
 from kubedrill.record.termination import PodEvidence
-from kubedrill.record.cluster import NodeState, PdbState, PodState, Snapshot, WorkloadState
+from kubedrill.record.cluster import NodeState, PdbState, PodState, SchedulingFailure, Snapshot, WorkloadState
 from kubedrill.record.drain_log import parse_drain_output
 from kubedrill.record.maintenance import NodePass
-from kubedrill.record import Operation
+from kubedrill.record import Operation, Window
 from kubedrill.record import series as S
 
 NS = "kd-t"
@@ -279,7 +287,115 @@ def test_sigterm_margin_fails_without_prestop() -> None:
 
 def test_sigterm_margin_needs_evidence() -> None:
     fate = evidence("p1", "w1", deleting_at=100.0, termination_message=lifecycle(103.0), has_prestop=True)
-    assert check_sigterm_margin([fate], [Operation("http GET /", 1, 2, "ok")]).reason.startswith("not measured")
+    no_pod = check_sigterm_margin([fate], [Operation("http GET /", 1, 2, "ok")])
+    assert no_pod.status is Status.UNKNOWN and no_pod.reason.startswith("not measured")  # no X-Pod: no PASS
+    # A preStop hook and no lifecycle record: when SIGTERM came is not known, so nothing passes.
+    hooked = evidence("p1", "w1", deleting_at=100.0, has_prestop=True)
+    v = check_sigterm_margin([hooked], served("p1", 100.2))
+    assert v.status is Status.UNKNOWN and "p1 (no SIGTERM time)" in v.reason
+    partly = check_sigterm_margin([fate, evidence("p2", "w1", deleting_at=101.0, has_prestop=True)],
+                                  served("p1", 100.2) + served("p2", 100.5))
+    assert partly.status is Status.PASS and "not measured for p2 (no SIGTERM time)" in partly.reason
     assert check_sigterm_margin([evidence("p1")], served("p1", 5)).status is Status.UNKNOWN  # nothing deleted
     outside = check_sigterm_margin([fate], served("p1", 100.2), around=[(0.0, 50.0)])
     assert outside.status is Status.UNKNOWN
+
+
+# --- the cause of a blocked or hurtful drain --------------------------------------------------------
+
+SCHEDULER = "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
+
+
+def blocked_pass(refused: tuple[str, ...] = ("kd-sample-b",), start: float = 10.0) -> NodePass:
+    """A drain of w1 that timed out with the budget refusing `refused` (pods of namespace NS)."""
+    out = "node/w1 cordoned\nevicting pod kd-t/kd-sample-a\npod/kd-sample-a evicted\n" + "".join(
+        f'error when evicting pods/"{r}" -n "kd-t" (will retry after 5s): Cannot evict pod as it would violate the '
+        "pod's disruption budget.\n" for r in refused) + "error: unable to drain node \"w1\" global timeout reached: 30s]\n"
+    return NodePass("w1", start, drained_at=start + 31, end=start + 33, drain_s=31.0, log=parse_drain_output(out),
+                    drain_failed="error: unable to drain node", drain_output=out)
+
+
+TWO_ON_W1 = snap([pod("kd-sample-a", "w1"), pod("kd-sample-b", "w1")],
+                 pdbs=(PdbState(NS, "kd-sample", SEL, 1, None, 1, 2, 1, 2),))
+
+
+def failure(message: str, at: float = 12.0, labels: dict[str, str] | None = None) -> SchedulingFailure:
+    return SchedulingFailure(NS, "kd-sample-c", message, at, at + 20, 5, dict(SEL if labels is None else labels))
+
+
+def test_the_scheduler_message_names_the_cause() -> None:
+    assert scheduling_causes(SCHEDULER + "2 node(s) didn't match Pod's node affinity/selector.") == \
+        ["node selector or node affinity", "taints"]
+    assert scheduling_causes("0/3 nodes are available: 2 Insufficient cpu.") == ["resources"]
+    assert scheduling_causes("0/3 nodes are available: 2 node(s) didn't match pod anti-affinity rules.") == \
+        ["pod anti-affinity"]
+    assert scheduling_causes("0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: db}.") == ["taints"]
+    assert scheduling_causes("something new") == ["the scheduler's message names no known cause"]
+
+
+def test_a_replacement_pinned_by_a_node_selector_is_the_cause_not_the_budget() -> None:
+    pinned = failure(SCHEDULER + "1 node(s) didn't match Pod's node affinity/selector, 1 node(s) were unschedulable.")
+    v = check_pdbs(TWO_ON_W1, [blocked_pass()], 30, [pinned])
+    assert v.status is Status.FAIL and "drain of w1 timed out after 31 s" in v.reason
+    assert "the budget is not the cause (kd-t/kd-sample allowed 1 before the drain)" in v.reason
+    assert "kd-t/kd-sample-c could not be scheduled (node selector or node affinity, taints, cordoned nodes)" in v.reason
+    assert "relax the nodeSelector or affinity" in v.reason and "allows no disruption" not in v.reason
+
+
+def test_a_replacement_held_back_by_taints_or_resources_is_named() -> None:
+    tainted = failure("0/3 nodes are available: 2 node(s) had untolerated taint {dedicated: db}, 1 node(s) were "
+                      "unschedulable.")
+    assert "could not be scheduled (taints, cordoned nodes)" in check_pdbs(TWO_ON_W1, [blocked_pass()], 30,
+                                                                          [tainted]).reason
+    full = failure("0/3 nodes are available: 2 Insufficient memory, 1 node(s) were unschedulable.")
+    assert "could not be scheduled (resources, cordoned nodes)" in check_pdbs(TWO_ON_W1, [blocked_pass()], 30,
+                                                                              [full]).reason
+
+
+def test_scheduling_failures_of_other_pods_or_other_times_are_not_the_cause() -> None:
+    other = failure("0/3 nodes are available: 2 Insufficient memory.", labels={"app": "other"})
+    earlier = failure("0/3 nodes are available: 2 Insufficient memory.", at=-100.0)
+    v = check_pdbs(TWO_ON_W1, [blocked_pass()], 30, [other, earlier])
+    assert v.status is Status.FAIL and "could not be scheduled" not in v.reason
+    assert "did not become healthy before the timeout (no FailedScheduling was recorded)" in v.reason
+
+
+def test_a_budget_allowing_no_disruption_stays_the_cause_whatever_else_happened() -> None:
+    zero = snap(list(TWO_ON_W1.pods), pdbs=(PdbState(NS, "kd-sample", SEL, None, 0, 0, 2, 2, 2),))
+    v = check_pdbs(zero, [blocked_pass(("kd-sample-a", "kd-sample-b"))], 30, [])
+    assert v.status is Status.FAIL and "a budget that allows no disruption blocks every drain" in v.reason
+
+
+def test_replicas_that_find_no_node_are_named_by_the_rescheduling_check() -> None:
+    stuck = PodState(NS, "a2", None, "Pending", False, False, "ReplicaSet", "kd-sample-rs", dict(SEL),
+                     unschedulable="0/3 nodes are available: 3 Insufficient cpu.")
+    drained = snap([stuck, pod("b2", "w2"), pod("c", "w2")], cordoned=("w1",))
+    v = check_rescheduled(BEFORE, drained, "w1", WL)
+    assert v.status is Status.FAIL and "kd-t/a2 could not be scheduled (resources)" in v.reason
+    slow = snap([pod("a2", "w2", ready=False), pod("b2", "w2"), pod("c", "w2")], cordoned=("w1",))
+    assert "no pod was unschedulable: look at readiness probes" in check_rescheduled(BEFORE, slow, "w1", WL).reason
+
+
+def test_local_data_in_empty_dir_is_named() -> None:
+    def with_data(name: str, owner: str) -> PodState:
+        return PodState(NS, name, "w1", "Running", True, False, owner, "kd-sample", dict(SEL), empty_dirs=("data",))
+    out = "node/w1 cordoned\nevicting pod kd-t/kd-sample-0\npod/kd-sample-0 evicted\nnode/w1 drained\n"
+    p = NodePass("w1", 10.0, drained_at=20.0, end=25.0, drain_s=10.0, log=parse_drain_output(out), drain_output=out)
+    stateful = snap([with_data("kd-sample-0", "StatefulSet")])
+    v = check_local_data([p], stateful, NS)
+    assert v.status is Status.FAIL and "local data in emptyDir lost" in v.reason and "kd-t/kd-sample-0 (data)" in v.reason
+    cache = snap([with_data("kd-sample-0", "ReplicaSet")])
+    ok = check_local_data([p], cache, NS)
+    assert ok.status is Status.PASS and "lost their emptyDir data" in ok.reason
+    assert check_local_data([], cache, NS).status is Status.UNKNOWN
+
+
+def test_failed_requests_are_counted_in_the_operation_window() -> None:
+    ops = [Operation("http GET /", t, t + 0.1, "ok") for t in range(0, 40)]
+    ops[15] = Operation("http GET /", 15, 15.1, "fail", detail="503")
+    ops[2] = Operation("http GET /", 2, 2.1, "fail", detail="before the operation")
+    v = check_failed_requests(ops, Window(10.0, 20.0), allowed=0, after_s=5.0)
+    assert v.status is Status.FAIL and "1 of 16 request(s) failed" in v.reason and "first: 503" in v.reason
+    assert check_failed_requests(ops, Window(10.0, 20.0), allowed=1, after_s=5.0).status is Status.PASS
+    assert check_failed_requests(ops, None, allowed=0, after_s=5.0).status is Status.UNKNOWN
+    assert check_failed_requests([], Window(10.0, 20.0), allowed=0, after_s=5.0).status is Status.UNKNOWN
