@@ -8,9 +8,14 @@ kubedrill.record.termination for converting the app's times). The checker judges
   SIGKILL     exit 137 / killed: why (SIGTERM ignored, shutdown too slow, or killed early)
   exit code   anything but `expected_exit_codes` after SIGTERM
   grace       deletion-to-exit must stay within `max_grace_fraction` of terminationGracePeriodSeconds
-  preStop     if the pod has a preStop hook we can observe, it must have run
+  preStop     a declared preStop hook must not fail (FailedPreStopHook) and, where the app keeps a
+              lifecycle record, must be seen running
   in-flight   requests in flight at SIGTERM must complete; a probe that finished early is UNKNOWN
   traffic     continuous-traffic failures from deletion to exit (+settle): zero by default
+
+Every aspect rests on evidence any pod leaves (container status, Kubernetes events, what clients
+saw, requests sent straight to the pod); the app's own lifecycle record (`app_record`) only
+sharpens the times. What cannot be observed is UNKNOWN, never PASS.
 
 Why these defaults are strict: each item is a real incident class during node maintenance, and a
 gate that tolerates "a few" dropped requests hides exactly the bug this suite exists to find.
@@ -113,6 +118,8 @@ def _killed(rec: TerminationRecord, t0: float) -> Verdict | None:
         return Verdict.fail("sigkill", f"pod {rec.pod} was SIGKILLed {rec.exit_at - t0:.1f} s after deletion, before its {grace} "
                                    "grace period ended: something other than the grace period killed it (liveness probe, "
                                    "OOM, node shutdown, or deletion with --grace-period=0)")
+    if rec.sigterm_at is None and not rec.app_record:
+        return Verdict.fail("sigkill", f"SIGKILLed after the {grace} grace period: {_kill_cause(rec, t0)}")
     if rec.sigterm_at is None:
         return Verdict.fail("sigkill", f"SIGKILLed after the {grace} grace period: the process ignored SIGTERM (no SIGTERM "
                                    "receipt was recorded; a shell as PID 1 or a missing handler does this: exec the server "
@@ -126,6 +133,33 @@ def _killed(rec: TerminationRecord, t0: float) -> Verdict | None:
                                f"{rec.sigterm_at - t0:+.1f} s, listener closed at {rec.shutdown_began_at - t0:+.1f} s, still "
                                f"{last} when killed); make shutdown finish within the grace period or raise "
                                "terminationGracePeriodSeconds")
+
+
+# The last answer straight from the pod this close to its SIGKILL means it was still serving when killed.
+KEPT_SERVING_S = 2.0
+
+
+def _kill_cause(rec: TerminationRecord, t0: float) -> str:
+    """Why a pod without a lifecycle record was killed, from requests sent straight to it: still
+    answering until the kill means it ignored SIGTERM; no longer answering well before it means it
+    reacted (closed its listener) but did not finish in time."""
+    assert rec.exit_at is not None or rec.exit_code is not None
+    after = sorted((o for o in rec.direct if o.start >= t0), key=lambda o: o.start)
+    kill = rec.exit_at if rec.exit_at is not None else t0 + rec.grace_seconds
+    answered = [o for o in after if o.outcome == "ok"]
+    if not after:
+        return ("cannot tell whether the process ignored SIGTERM or handled it too slowly (the app keeps no lifecycle "
+                "record and no request reached the pod itself during its termination); either way make it exit within "
+                "the grace period: handle SIGTERM, drain, exit")
+    if answered and answered[-1].end >= kill - KEPT_SERVING_S:
+        return (f"the process ignored SIGTERM (it kept answering requests sent straight to it until "
+                f"{answered[-1].end - t0:.1f} s after deletion, then was killed at {kill - t0:.1f} s); a shell as PID 1 or "
+                "a missing handler does this: exec the server directly and handle SIGTERM")
+    stopped = next((o for o in after if o.outcome != "ok" and (not answered or o.start > answered[-1].start)), None)
+    at = f"{stopped.start - t0:.1f} s after deletion" if stopped is not None else "early"
+    return (f"shutdown was too slow (it stopped answering requests sent straight to it {at}, so it reacted to SIGTERM, "
+            f"but was still running when killed {kill - t0:.1f} s after deletion); make shutdown finish within the grace "
+            "period (shorter drain timeout) or raise terminationGracePeriodSeconds")
 
 
 def _exit_code(rec: TerminationRecord, th: ShutdownThresholds) -> Verdict | None:
@@ -157,6 +191,15 @@ def _grace(rec: TerminationRecord, t0: float, th: ShutdownThresholds) -> Verdict
 def _prestop(rec: TerminationRecord, th: ShutdownThresholds) -> Verdict | None:
     if not rec.prestop_expected:
         return None
+    if rec.prestop_failed is not None:
+        return Verdict.fail("prestop", f"preStop hook failed in pod {rec.pod} (FailedPreStopHook: {rec.prestop_failed[:200]}): "
+                                   "check the hook command exists in the image and exits 0")
+    if not rec.app_record:
+        if "Killing" not in rec.kube_events:
+            return Verdict.unknown("prestop", f"pod {rec.pod}: no Kubernetes event of its termination was captured (no "
+                                          "Killing event), so a failed preStop hook would not show; check event retention")
+        return Verdict.ok("prestop", "preStop hook ran without failing (the kubelet reported Killing and no "
+                                     "FailedPreStopHook; its duration is not observable without an app record)")
     if rec.prestop_start is None:
         return Verdict.fail("prestop", f"preStop hook did not run in pod {rec.pod} (no prestop-start was recorded): check the "
                                    "hook command exists in the image and look for FailedPreStopHook events on the pod")
@@ -171,15 +214,15 @@ def _prestop(rec: TerminationRecord, th: ShutdownThresholds) -> Verdict | None:
 def _inflight(rec: TerminationRecord, t0: float, th: ShutdownThresholds) -> Verdict | None:
     if not rec.inflight:
         if th.require_inflight:
-            return Verdict.unknown("in-flight", f"pod {rec.pod}: no in-flight request was probed, so draining was not tested; start "
-                                          "a slow request (SlowProbe) before deleting the pod")
+            return Verdict.unknown("in-flight", f"pod {rec.pod}: no in-flight request was probed, so draining was not tested; "
+                                          "give the workload spec a slow_path (any URL that takes a while)")
         return None
     term = rec.sigterm_at if rec.sigterm_at is not None else t0
     failed = [o for o in rec.inflight if o.outcome != "ok"]
     if not failed:
         if all(o.end < term for o in rec.inflight):
             return Verdict.unknown("in-flight", f"pod {rec.pod}: every slow request finished before SIGTERM, so draining was not "
-                                          "tested; use a longer /slow request")
+                                          "tested; use a slower slow_path")
         return Verdict.ok("in-flight", f"{len(rec.inflight)} in-flight request(s) completed")
     first = min(failed, key=lambda o: o.end)
     err = _top_error(failed)
@@ -203,8 +246,11 @@ def _traffic(rec: TerminationRecord, t0: float, th: ShutdownThresholds) -> Verdi
                                       "2 s before deletion); start the load earlier")
     until = (rec.exit_at if rec.exit_at is not None else t0 + rec.grace_seconds) + th.settle_seconds
     failed = [o for o in rec.traffic if o.outcome != "ok" and o.end >= t0 and o.start <= until]
+    n = sum(1 for o in rec.traffic if t0 <= o.start <= until)
+    if n == 0 and not failed:
+        return Verdict.unknown("traffic", f"pod {rec.pod}: no request was sent from its deletion to its exit, so dropped "
+                                      "requests cannot be seen; keep the load running until the pod is gone")
     if len(failed) <= th.max_failed_requests:
-        n = sum(1 for o in rec.traffic if t0 <= o.start <= until)
         return Verdict.ok("traffic", f"{n} requests from deletion to exit, {len(failed)} failed")
     first = min(failed, key=lambda o: o.start)
     last_end = max(o.end for o in failed)
@@ -244,8 +290,11 @@ def termination_figures(rec: TerminationRecord, ev: PodEvidence, settle_s: float
     if rec.exit_at is not None and rec.grace_seconds > 0:
         figs.append(Figure("grace_used", round(100 * (rec.exit_at - t0) / rec.grace_seconds, 1), "%", rec.pod))
     figs.append(Figure("sigkilled", int(rec.killed), "bool", rec.pod))
-    figs.append(Figure("prestop_ran", int(rec.prestop_start is not None), "bool",
-                       rec.pod if rec.prestop_expected else f"{rec.pod}: not observable (no app lifecycle record)"))
+    if rec.prestop_expected and rec.app_record:
+        figs.append(Figure("prestop_ran", int(rec.prestop_start is not None), "bool", rec.pod))
+    elif rec.prestop_expected:
+        figs.append(Figure("prestop_failed", int(rec.prestop_failed is not None), "bool",
+                           f"{rec.pod}: from events (no app lifecycle record)"))
     end = (rec.exit_at if rec.exit_at is not None else t0 + rec.grace_seconds) + settle_s
     window = [o for o in rec.traffic if t0 <= o.start <= end]
     failed = [o for o in window if o.outcome != "ok"]

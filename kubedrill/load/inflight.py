@@ -5,18 +5,18 @@ Why a stream and not one batch: a Service spreads requests over pods at random, 
 terminates pods one after another over tens of seconds. A request is only a test of draining if
 it is in flight on the terminated pod when its deletion begins and still running at SIGTERM, so
 requests must keep starting until the last deletion. Each request is a kubedrill.load.SlowProbe
-(one fresh connection, headers at once, "done" at the end); this only schedules them, bounded in
-count and in time.
+(one fresh connection, headers at once, complete by HTTP framing); this only schedules them,
+bounded in count and in time. The shutdown drill runs one per pod, each through that pod's
+port-forward (kubedrill.load.direct, `pod=`), so the holder is known without the app's help.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 
-from kubedrill.load import LoadError, SlowProbe
+from kubedrill.load import SlowProbe
 from kubedrill.record import Operation, Recorder
 
 
@@ -31,12 +31,13 @@ class SlowStream:
 
     def __init__(self, base_url: str, seconds: float, *, recorder: Recorder, every_s: float = 0.25, per_tick: int = 2,
                  max_requests: int = 600, max_run_s: float = 300, path_template: str = "/slow?seconds={seconds}",
-                 margin_s: float = 15) -> None:
+                 margin_s: float = 15, expected_size: int | None = None, pod: str | None = None) -> None:
         if every_s <= 0 or per_tick < 1 or max_requests < 1 or max_run_s <= 0:
             raise ValueError("every_s, per_tick, max_requests and max_run_s must be positive: the stream is bounded")
         self.base_url, self.seconds, self.recorder = base_url, seconds, recorder
         self.every_s, self.per_tick, self.max_requests, self.max_run_s = every_s, per_tick, max_requests, max_run_s
-        self.path_template, self.margin_s = path_template, margin_s
+        self.path_template, self.margin_s, self.expected_size = path_template, margin_s, expected_size
+        self.pod = pod  # the pod base_url reaches (a port-forward), else known only from X-Pod
         self._started: list[_Started] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -60,7 +61,8 @@ class SlowStream:
         count = 0
         while not self._stop.is_set() and count < self.max_requests and time.monotonic() < deadline:
             probe = SlowProbe(self.base_url, self.seconds, count=self.per_tick, path_template=self.path_template,
-                              margin=self.margin_s, recorder=self.recorder)
+                              margin=self.margin_s, recorder=self.recorder,
+                              expected_size=self.expected_size, pod=self.pod)
             at = time.monotonic()
             probe.start()
             with self._lock:
@@ -87,37 +89,6 @@ class SlowStream:
     def started(self) -> int:
         with self._lock:
             return len(self._started) * self.per_tick
-
-    def holders(self, since: float) -> Counter[str]:
-        """Pods holding requests started at or after `since` whose headers have arrived (so in flight,
-        since every request lasts `seconds`); requests without a pod name (no X-Pod header) are not counted."""
-        with self._lock:
-            recent = [s for s in self._started if s.at >= since]
-        pods: Counter[str] = Counter()
-        for s in recent:
-            try:
-                for pod in s.probe.wait_in_flight(timeout=0.0):
-                    if pod:
-                        pods[pod] += 1
-            except LoadError:
-                continue  # not answered yet (or failed): not known to be in flight anywhere
-        return pods
-
-    def wait_holders(self, since: float, timeout: float) -> Counter[str]:
-        """`holders(since)` once at least one pod holds a request; raises LoadError after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            pods = self.holders(since)
-            if pods or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-        if not pods:
-            failed = [o.detail for o in self.operations if o.outcome != "ok"][:3]
-            raise LoadError(f"no slow request to {self.base_url}{self.path_template.format(seconds=self.seconds)} was "
-                            f"answered with a pod name (X-Pod header) within {timeout:g} s of starting them "
-                            f"({self.started} started; failures: {failed or 'none'}). The slow endpoint must send "
-                            "headers at once and name the pod in X-Pod, like the sample app's /slow")
-        return pods
 
     @property
     def operations(self) -> list[Operation]:

@@ -4,10 +4,13 @@ Why not locust: these are a handful of requests whose exact fate matters (did th
 request it had accepted before SIGTERM?), started at a chosen moment. Plain threads with
 http.client are enough and keep gevent out of the test process.
 
-The sample app's /slow sends its headers and a first line at once, so `wait_in_flight()` can
-confirm the server holds each request (and which pod) before the disruption starts; the request
-is ok only if the body then ends with its "done" line. Every request has a socket timeout
-(seconds + margin), so the threads always end.
+A slow request is any URL that takes a while (a paced download, a stream, a long poll): once its
+response headers arrive the server holds it, so `wait_in_flight()` can confirm that before the
+disruption starts. It completed only if HTTP's own framing says the whole body arrived
+(kubedrill.load.http_body): nothing in the body or headers has to come from the app. The pod
+holding it is the one the probe was sent to (`pod`, when sent straight to a pod through a
+port-forward), else the X-Pod response header when the app sends one, else unknown. Every
+request has a socket timeout (seconds + margin), so the threads always end.
 """
 
 from __future__ import annotations
@@ -19,8 +22,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import urlparse
 
+from kubedrill.load.http_body import read_body
 from kubedrill.load.runner import LoadError, _check_target
 from kubedrill.record import Operation, Outcome, Recorder
+
+
+def slow_url(path: str, seconds: float) -> str:
+    """`path` with {seconds} filled in, as WorkloadSpec.slow_url_path does; a path without the
+    placeholder is any URL that takes a while, used as it is (literal braces and all)."""
+    return path.format(seconds=seconds) if "{seconds}" in path else path
 
 
 @dataclass
@@ -33,7 +43,13 @@ class _Slot:
 
 
 class SlowProbe:
-    """`count` concurrent GETs of `/slow?seconds=<seconds>`, each recorded as one Operation(kind="slow")."""
+    """`count` concurrent GETs of the slow path, each recorded as one Operation(kind="slow").
+
+    `seconds`: the duration asked for where the path takes one ({seconds}); with a fixed slow URL,
+    the duration the caller expects (it only bounds the wait: seconds + margin).
+    `expected_size`: the body's size, for servers that delimit it by closing the connection.
+    `pod`: the pod the base URL reaches (a port-forward), recorded as the request's holder.
+    """
 
     def __init__(
         self,
@@ -45,6 +61,8 @@ class SlowProbe:
         margin: float = 30.0,
         recorder: Recorder | None = None,
         allow_non_loopback: bool = False,
+        expected_size: int | None = None,
+        pod: str | None = None,
     ) -> None:
         _check_target(base_url, allow_non_loopback)
         if not 1 <= count <= 50:
@@ -52,8 +70,9 @@ class SlowProbe:
         url = urlparse(base_url)
         self.host = url.hostname or "127.0.0.1"
         self.port = url.port or 80
-        self.path = path_template.format(seconds=seconds)
+        self.path = slow_url(path_template, seconds)
         self.seconds = seconds
+        self.expected_size, self.pod = expected_size, pod
         self.timeout = seconds + margin
         self.recorder = recorder if recorder is not None else Recorder("slow-probe")
         self._slots = [_Slot(i) for i in range(count)]
@@ -81,7 +100,7 @@ class SlowProbe:
                 raise LoadError(
                     f"slow request {slot.index} to http://{self.host}:{self.port}{self.path} was not in flight within "
                     f"{timeout:g} s (expected response headers at once; saw: {seen}). Check that the workload has a slow "
-                    "endpoint that flushes headers early, like the sample app's /slow")
+                    "endpoint that answers its headers at once (a download or stream the server paces)")
         return [s.pod for s in self._slots]
 
     def join(self) -> None:
@@ -103,16 +122,11 @@ class SlowProbe:
             conn.request("GET", self.path)
             resp = conn.getresponse()
             status = resp.status
-            slot.pod = resp.getheader("X-Pod")
+            slot.pod = self.pod if self.pod is not None else resp.getheader("X-Pod")
             slot.headers = True
             slot.in_flight.set()
-            body = resp.read()
-            if status == 200 and b"done" in body:
-                outcome = "ok"
-            elif status != 200:
-                detail = f"HTTP {status}"
-            else:
-                detail = "response ended without its 'done' line: the server dropped the request"
+            body = read_body(resp, self.expected_size)
+            outcome, detail = body.outcome, "" if body.outcome == "ok" else body.detail
         except TimeoutError:
             outcome, detail = "unknown", f"no complete answer within {self.timeout:g} s"
         except (OSError, http.client.HTTPException) as exc:

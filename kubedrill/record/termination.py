@@ -7,7 +7,9 @@ resolution of one second (metav1.Time), so better sources win where they exist:
   deletion  the disruption's own request time; else when the pod watch first saw deletionTimestamp
             (late by the watch latency, well under a second)
   preStop, SIGTERM, exit
-            the app's lifecycle record in its termination message (the sample app writes one; any
+            the app's lifecycle record (optional: without one, a preStop failure shows as a
+            FailedPreStopHook event, and whether the pod kept serving after the deletion shows in
+            requests sent straight to it) in its termination message (the sample app writes one; any
             app may, see kubedrill.record.lifecycle), read on CLOCK_MONOTONIC when the app shares
             this host's kernel (kind) and on wall time otherwise
   exit      without an app record: finishedAt (truncated to the second) + 0.5 s, capped by the
@@ -75,8 +77,13 @@ class TerminationRecord:
 
     pod, grace_seconds: the pod and its terminationGracePeriodSeconds.
     deletion_at: when deletion (or eviction) was requested; the grace period counts from here.
-    prestop_expected: the pod has a preStop hook whose run we can observe (the sample app's
-        `/app prestop` records prestop-start/end); False for no hook or an unobservable one.
+    prestop_expected: the judged container declares a preStop hook.
+    app_record: the app left a lifecycle record (kubedrill.record.lifecycle), so the absence of
+        an event in it (no sigterm, no prestop-start) is evidence; False: only what any pod leaves.
+    kube_events: reasons of the Kubernetes events about the pod (Killing, FailedPreStopHook, ...).
+    prestop_failed: the message of a FailedPreStopHook event, if the kubelet reported one.
+    direct: health requests sent straight to this pod (a port-forward) around its termination:
+        whether it still answered after the deletion tells "ignored SIGTERM" from "too slow".
     prestop_start, prestop_end: preStop hook ran from .. to (app lifecycle events).
     sigterm_at: the app recorded receiving SIGTERM.
     shutdown_began_at: the app stopped accepting connections (listener closed).
@@ -104,6 +111,10 @@ class TerminationRecord:
     sigkilled: bool | None = None
     inflight: tuple[Operation, ...] = ()
     traffic: tuple[Operation, ...] = ()
+    app_record: bool = True
+    kube_events: tuple[str, ...] = ()
+    prestop_failed: str | None = None
+    direct: tuple[Operation, ...] = ()
 
     @property
     def killed(self) -> bool:
@@ -134,6 +145,10 @@ class TerminationRecord:
         prestop_expected: bool = True,
         inflight: Sequence[Operation] = (),
         traffic: Sequence[Operation] = (),
+        app_record: bool = True,
+        kube_events: Sequence[str] = (),
+        prestop_failed: str | None = None,
+        direct: Sequence[Operation] = (),
     ) -> "TerminationRecord":
         """Build from the sample app's lifecycle event times ({"sigterm": t, ...}, one clock).
 
@@ -156,6 +171,10 @@ class TerminationRecord:
             sigkilled=sigkilled,
             inflight=tuple(inflight),
             traffic=tuple(traffic),
+            app_record=app_record,
+            kube_events=tuple(kube_events),
+            prestop_failed=prestop_failed,
+            direct=tuple(direct),
         )
 
 
@@ -192,33 +211,37 @@ def exit_estimate(ev: PodEvidence, clock: Recorder) -> float | None:
 
 
 def in_flight_at(ops: Iterable[Operation], pod: str, at: float) -> list[Operation]:
-    """Slow requests that `pod` was serving at time `at` (the pod is in Operation.result, from X-Pod)."""
+    """Slow requests that `pod` was serving at time `at` (the pod is in Operation.result: the pod they
+    were sent to, or the app's X-Pod header)."""
     return [o for o in ops if o.result == pod and o.start <= at <= o.end]
 
 
 def termination_record(ev: PodEvidence, clock: Recorder, *, requested_at: float | None = None,
                        slow: Sequence[Operation] = (), traffic: Sequence[Operation] = (),
-                       grace_fallback: float | None = None) -> TerminationRecord:
+                       direct: Sequence[Operation] = (), grace_fallback: float | None = None,
+                       use_app_record: bool = True) -> TerminationRecord:
     """Everything observed about one pod's end, on the test's clock, ready for check_shutdown.
 
     requested_at: when this process asked for the deletion (delete/evict); without it (a rollout,
     where the controller deletes) the watch's first sight of the deletionTimestamp is used.
     slow: all slow-request operations; the ones this pod was serving at deletion are its in-flight set.
     traffic: all continuous-load operations; the checker windows them around this termination.
+    direct: requests sent straight to pods (Operation.result names the pod); this pod's are kept.
+    use_app_record: False judges the pod only on what any pod leaves (events, container status,
+    the clients' view), as if the app wrote no lifecycle record.
     """
-    life = app_lifecycle(ev)
+    life = app_lifecycle(ev) if use_app_record else None
     times = lifecycle_times(life, clock) if life is not None else {}
     deletion_at = requested_at if requested_at is not None else ev.deletion_seen_at
     exit_at = times.get("exit") if "exit" in times else exit_estimate(ev, clock)
-    # A preStop run is observable only through the app's record (or a FailedPreStopHook event).
-    failed_hook = any(e.reason == "FailedPreStopHook" for e in ev.events)
-    prestop_expected = ev.prestop_hook and (life is not None or failed_hook)
+    failed_hook = [e.message for e in ev.events if e.reason == "FailedPreStopHook"]
     grace = ev.grace_seconds if ev.grace_seconds is not None else grace_fallback
     if grace is None:
         raise ValueError(f"pod {ev.pod}: no grace period known (neither the deletion nor the pod spec gave one)")
     return TerminationRecord.from_events(
         ev.pod, grace, times, deletion_at=deletion_at, exit_at=exit_at, exit_code=ev.exit_code, reason=ev.reason,
-        prestop_expected=prestop_expected,
+        prestop_expected=ev.prestop_hook,
         inflight=in_flight_at(slow, ev.pod, deletion_at) if deletion_at is not None else (),
-        traffic=traffic,
+        traffic=traffic, app_record=life is not None, kube_events=[e.reason for e in ev.events],
+        prestop_failed=failed_hook[0] if failed_hook else None, direct=[o for o in direct if o.result == ev.pod],
     )

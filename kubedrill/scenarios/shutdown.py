@@ -6,15 +6,23 @@
     verdicts = judge(record, ShutdownThresholds())
 
 One drill, in order:
-  1. a PodWatch on the workload's pods, continuous traffic through the Service (ServiceTraffic)
-     and a SlowStream of long requests, all recording on one Recorder;
+  1. a PodWatch on the workload's pods and continuous traffic through the Service (ServiceTraffic),
+     recording on one Recorder. The victims are chosen first (one pod, or every pod for a
+     rollout), and slow requests are sent to each of them straight through its own port-forward
+     (kubedrill.load.direct), so the drill knows which pod holds them without the app's help (no
+     X-Pod needed); a health check sent the same way asks each victim whether it still answers
+     after its deletion (ignored SIGTERM vs handled it too slowly). One slow request of the same
+     kind runs on another, idle pod to measure how long it takes, so the report can say when it
+     is too short to span a termination;
   2. after the traffic has run for `lead_s` (the checker wants traffic right before the deletion),
-     a cause that terminates one pod gets a victim among the pods holding slow requests, so
-     draining is really tested;
+     a one-pod cause starts `slow_per_pod` slow requests on its victim and waits until the victim
+     holds them; a rollout keeps starting them on every old pod (at most `slow_per_pod` + 2 in
+     flight per pod) until that pod is deleting;
   3. the cause -- a pod termination disruption from the registry (kubedrill.disrupt.pod: delete,
      evict, rollout-restart) -- is applied; the drill waits until every victim is removed from the
      API and the workload is whole again, then lets the traffic run `settle_s`;
-  4. each victim's evidence becomes a TerminationRecord.
+  4. each victim's evidence becomes a TerminationRecord, with or without the app's own lifecycle
+     record (`judge(..., app_record=False)` judges only what any pod leaves).
 
 `run_shutdown_drill` only records; `judge` runs kubedrill.check.shutdown on the record. The suite
 and its meta-test share both, so a broken app is caught by exactly the checks the suite asserts;
@@ -44,11 +52,13 @@ from kubedrill.check.verdict import Figure, Verdict, safe_check
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.waits import until
 from kubedrill.disrupt.pod import PodTermination, termination_cause
+from kubedrill.load.direct import DirectHealth, PortForward, container_port
 from kubedrill.load.inflight import SlowStream
 from kubedrill.load.lagged_lb import LaggedEndpoints
+from kubedrill.load.probe import SlowProbe
 from kubedrill.load.traffic import ServiceTraffic
 from kubedrill.observe.pods import PodWatch
-from kubedrill.record import Recorder
+from kubedrill.record import Operation, Recorder
 from kubedrill.record.termination import (
     PodEvidence,
     TerminationRecord,
@@ -72,15 +82,10 @@ class Target:
     config_name: str | None = None  # the run config's workload name (its SLO overrides)
     unsupported: str | None = None  # why this workload cannot be drilled (the test skips, saying so)
 
-    @property
-    def probes_inflight(self) -> bool:
-        """Slow requests can be held open on its pods (the sample app, or a spec with `slow_path`)."""
-        return self.sample_mode is not None or (self.spec is not None and self.spec.slow_path is not None)
-
     def thresholds(self, max_grace_fraction: float, max_failed_requests: int) -> ShutdownThresholds:
-        """The checker's limits for this target: the SLO's, and in-flight requests required where probed."""
-        return ShutdownThresholds(max_grace_fraction=max_grace_fraction, max_failed_requests=max_failed_requests,
-                                  require_inflight=self.probes_inflight)
+        """The checker's limits for this target: the SLO's. In-flight requests are always required:
+        a workload without a slow_path gets UNKNOWN for them, not a silent pass."""
+        return ShutdownThresholds(max_grace_fraction=max_grace_fraction, max_failed_requests=max_failed_requests)
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,10 @@ class DrillSettings:
     workers: int = 8
     lead_s: float = 3.0  # traffic before the deletion (the checker needs some in the 2 s before it)
     settle_s: float = 3.0  # traffic after the last pod is gone (the checker judges exit + 2 s)
-    slow_fraction: float = 0.6  # slow requests last this fraction of the grace period
+    slow_fraction: float = 0.6  # slow requests ask for this fraction of the grace period ({seconds})
+    # Slow requests held on a victim at its deletion. One: an app with as few as two synchronous
+    # workers must not be made unready by the probe itself.
+    slow_per_pod: int = 1
 
 
 @dataclass
@@ -172,21 +180,33 @@ class ShutdownRecord:
     cause: str
     disruption: PodTermination
     recorder: Recorder
-    records: list[TerminationRecord]
+    records: list[TerminationRecord]  # judged with the app's lifecycle record, where it wrote one
     evidence: list[PodEvidence]
     traffic: str  # summary line
     traffic_requests: int
     traffic_failed: int
     slow_started: int
     notes: list[str] = field(default_factory=list)
+    grace: float = 0.0
+    slow_ops: list[Operation] = field(default_factory=list)
+    traffic_ops: list[Operation] = field(default_factory=list)
+    direct_ops: list[Operation] = field(default_factory=list)  # health checks sent straight to victims
+    idle_slow: Operation | None = None  # the slow request measured on a pod that was not terminated
+
+    def records_without_app_record(self) -> list[TerminationRecord]:
+        """The same terminations judged only on what any pod leaves (the app's record dropped)."""
+        return [termination_record(e, self.recorder, requested_at=self.disruption.deletion_requested_at(e.pod),
+                                   slow=self.slow_ops, traffic=self.traffic_ops, direct=self.direct_ops,
+                                   grace_fallback=self.grace, use_app_record=False) for e in self.evidence]
 
     def dump(self, directory: Path) -> None:
         """Evidence for a failed test: pod statuses, events, the app's records, the raw history."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "pods.json").write_text(json.dumps([e.to_dict() for e in self.evidence], indent=2, default=str))
         (directory / "records.json").write_text(json.dumps(
-            [{k: v for k, v in dataclasses.asdict(r).items() if k not in ("traffic", "inflight")} |
-             {"inflight": [dataclasses.asdict(o) for o in r.inflight], "traffic_ops": len(r.traffic)}
+            [{k: v for k, v in dataclasses.asdict(r).items() if k not in ("traffic", "inflight", "direct")} |
+             {"inflight": [dataclasses.asdict(o) for o in r.inflight], "traffic_ops": len(r.traffic),
+              "direct": [dataclasses.asdict(o) for o in r.direct]}
              for r in self.records], indent=2, default=str))
         (directory / "history.json").write_text(self.recorder.to_json())
 
@@ -203,65 +223,139 @@ def run_shutdown_drill(cluster: Cluster, target: DeployedTarget, cause: str,
     budget = settings.lead_s + per_pod * (1 if make.targets_one_pod else spec.replicas) + 120
     notes: list[str] = []
     slow_s = round(max(2.0, settings.slow_fraction * grace), 1)
-    with PodWatch(cluster, d.namespace, d.selector, rec, max_seconds=budget + 60) as watch:
+    pods = live_pods(cluster, d.namespace, d.selector)
+    if not pods:
+        raise RuntimeError(f"{target.target_id}: no live pod matches {d.selector} in {d.namespace} to terminate")
+    victims_chosen = pods[:1] if make.targets_one_pod else pods
+    idle_pod = next((p for p in pods if p not in victims_chosen), None)
+    port = container_port(cluster.core().read_namespaced_pod(pods[0], d.namespace, _request_timeout=30))
+
+    def slow_probe(url: str, pod: str, count: int, recorder: Recorder) -> SlowProbe:
+        assert spec.slow_path is not None
+        return SlowProbe(url, slow_s, count=count, path_template=spec.slow_path, expected_size=spec.slow_size,
+                         margin=max(30.0, 2.0 * grace), recorder=recorder, pod=pod)
+
+    with contextlib.ExitStack() as stack:
+        watch = stack.enter_context(PodWatch(cluster, d.namespace, d.selector, rec, max_seconds=budget + 60))
         if target.lb is not None:
             target.lb.recorder = rec  # its endpoint changes go on this drill's record
+        forward = {v: stack.enter_context(PortForward(cluster, d.namespace, v, port)) for v in victims_chosen}
+        health = [stack.enter_context(DirectHealth(forward[v].url, spec.health_path, v, recorder=rec, max_run_s=budget))
+                  for v in victims_chosen]
+        idle: SlowProbe | None = None
+        slow_forward: dict[str, PortForward] = {}
+        if spec.slow_path is None:
+            notes.append("in-flight requests not probed: the workload spec has no slow_path")
+        else:
+            # A port-forward of their own: kubectl may end one whose other connection failed.
+            slow_forward = {v: stack.enter_context(PortForward(cluster, d.namespace, v, port)) for v in victims_chosen}
+            if idle_pod is not None:
+                idle_forward = stack.enter_context(PortForward(cluster, d.namespace, idle_pod, port))
+                idle = slow_probe(idle_forward.url, idle_pod, 1, Recorder("slow-idle"))
+                idle.start()
+            else:
+                notes.append("slow request not measured on an idle pod: every pod is terminated")
         load = ServiceTraffic(target.traffic_urls, recorder=rec, path=spec.health_path, rate=settings.rate,
                               workers=settings.workers, max_requests=int(settings.rate * budget) + 1000, max_run_s=budget)
-        stream = (SlowStream(d.base_url, slow_s, recorder=rec, every_s=0.125, per_tick=1, max_run_s=budget,
-                             max_requests=int(budget * 8), path_template=spec.slow_path)
-                  if spec.slow_path else None)
-        if stream is None:
-            notes.append("in-flight requests not probed: the workload spec has no slow_path")
+        probes: list[SlowProbe] = []
+        streams: dict[str, SlowStream] = {}
         with load:
-            if stream is not None:
-                stream.start()
             try:
-                t_lead = rec.now()
                 time.sleep(settings.lead_s)
                 victim: str | None = None
                 if make.targets_one_pod:
-                    if stream is not None:
-                        holders = stream.wait_holders(since=max(t_lead, rec.now() - 1.5), timeout=15)
-                        victim = holders.most_common(1)[0][0]
-                        notes.append(f"victim {victim} held {holders[victim]} slow request(s); holders {dict(holders)}")
-                        stream.stop_starting()
-                    else:
-                        victim = live_pods(cluster, d.namespace, d.selector)[0]
+                    victim = victims_chosen[0]
+                    if victim in slow_forward:
+                        probe = slow_probe(slow_forward[victim].url, victim, settings.slow_per_pod, rec)
+                        probes.append(probe)
+                        probe.start()
+                        probe.wait_in_flight(timeout=15)
+                        notes.append(f"victim {victim} held {settings.slow_per_pod} slow request(s), sent to it directly")
+                elif slow_forward:
+                    # Whichever old pod the controller deletes next holds a request started at most a
+                    # third of its duration ago.
+                    streams = {v: SlowStream(f.url, slow_s, recorder=rec, every_s=max(0.5, slow_s / 3),
+                                             per_tick=settings.slow_per_pod, max_run_s=budget, max_requests=int(budget),
+                                             path_template=spec.slow_path or "", expected_size=spec.slow_size,
+                                             margin_s=max(30.0, 2.0 * grace), pod=v)
+                               for v, f in slow_forward.items()}
+                    for st in streams.values():
+                        st.start()
+                    time.sleep(1.0)
                 disruption = make(d, victim)
                 with disruption.applied(rec):
                     victims = list(disruption.victims)
-                    if stream is not None and not make.targets_one_pod:
-                        until("every old pod to be deleting", lambda: (
-                            all(watch.deleting_since(v) is not None for v in victims), watch.summary()),
-                            timeout=per_pod * len(victims), interval=0.2)
-                        stream.stop_starting()
+                    if streams:
+                        def deleting() -> tuple[bool, str]:
+                            for v, st in streams.items():
+                                if watch.deleting_since(v) is not None:
+                                    st.stop_starting()
+                            return all(watch.deleting_since(v) is not None for v in victims), watch.summary()
+                        until("every old pod to be deleting", deleting, timeout=per_pod * len(victims), interval=0.2)
                     watch.wait_gone(victims, timeout=per_pod * len(victims))
                 last_gone = max(watch.evidence(v, with_events=False).gone_at or rec.now() for v in victims)
                 time.sleep(max(0.0, last_gone + settings.settle_s - rec.now()))
             finally:
-                if stream is not None:
-                    stream.stop_starting()
-        if stream is not None:
-            stream.join()
+                for st in streams.values():
+                    st.stop_starting()
+        for h in health:
+            h.stop()
+        for st in streams.values():
+            st.join()
+        for p in probes + ([idle] if idle is not None else []):
+            p.join()
         evidence = [watch.evidence(v) for v in victims]
-    slow_ops = stream.operations if stream is not None else []
+    slow_ops = [o for p in probes for o in p.operations] + [o for st in streams.values() for o in st.operations]
+    direct_ops = [o for h in health for o in h.operations]
     records = [termination_record(e, rec, requested_at=disruption.deletion_requested_at(e.pod), slow=slow_ops,
-                                  traffic=load.operations, grace_fallback=grace) for e in evidence]
+                                  traffic=load.operations, direct=direct_ops, grace_fallback=grace) for e in evidence]
     ops = load.operations
+    idle_op = idle.operations[0] if idle is not None and idle.operations else None
     return ShutdownRecord(cause, disruption, rec, records, evidence, load.summary(), len(ops),
-                          sum(1 for o in ops if o.outcome != "ok"), stream.started if stream else 0, notes)
+                          sum(1 for o in ops if o.outcome != "ok"), len(slow_ops), notes, grace=grace,
+                          slow_ops=slow_ops, traffic_ops=ops, direct_ops=direct_ops, idle_slow=idle_op)
 
 
-def judge(record: ShutdownRecord, thresholds: ShutdownThresholds = ShutdownThresholds()) -> list[Verdict]:
+def slow_span_figure(record: ShutdownRecord, rec: TerminationRecord) -> Figure:
+    """How long the slow request took on an idle pod, and whether that spans this pod's termination:
+    it must outlast the moment the pod stopped serving (or exited), else draining was not tested by it."""
+    idle = record.idle_slow
+    if idle is None:
+        return Figure("slow_request_idle_s", None, "s", f"{rec.pod}: not measured; " + "; ".join(record.notes))
+    took = round(idle.end - idle.start, 2)
+    if idle.outcome != "ok":
+        return Figure("slow_request_idle_s", took, "s", f"{rec.pod}: the slow request did not complete even on an "
+                                                        f"idle pod ({idle.outcome}: {idle.detail})")
+    t0 = rec.start
+    after = [o for o in rec.direct if t0 is not None and o.start >= t0]
+    answered = [o for o in after if o.outcome == "ok"]
+    stopped = next((o.start for o in after if o.outcome != "ok" and (not answered or o.start > answered[-1].start)),
+                   rec.exit_at)
+    if t0 is None or stopped is None:
+        return Figure("slow_request_idle_s", took, "s", f"{rec.pod}: the termination's span is unknown")
+    need = stopped - t0
+    verdict = ("spans it" if took > need else
+               "TOO SHORT to span the termination: a request started at the deletion ends before the pod stopped "
+               "serving, so it does not test draining; use a slower slow_path")
+    return Figure("slow_request_idle_s", took, "s", f"{rec.pod}: stopped serving or exited {need:.1f} s after deletion; "
+                                                    f"{verdict}")
+
+
+def judge(record: ShutdownRecord, thresholds: ShutdownThresholds = ShutdownThresholds(),
+          app_record: bool = True) -> list[Verdict]:
     """The shutdown verdict over every terminated pod, carrying the drill's figures: per pod what the
-    checker does not already report (termination_figures), and the traffic of the whole drill."""
-    verdict = safe_check("shutdown", check_shutdowns, record.records, thresholds)
-    for rec, ev in zip(record.records, record.evidence):
+    checker does not already report (termination_figures), and the traffic of the whole drill.
+    app_record=False drops the app's lifecycle record: the judgement any third-party app gets."""
+    records = record.records if app_record else record.records_without_app_record()
+    verdict = safe_check("shutdown", check_shutdowns, records, thresholds)
+    for rec, ev in zip(records, record.evidence):
         verdict.figures += termination_figures(rec, ev, thresholds.settle_seconds)
+        verdict.figures.append(slow_span_figure(record, rec))
     verdict.figures += [
         Figure("requests", record.traffic_requests, "requests", record.traffic),
         Figure("requests_failed", record.traffic_failed, "requests", "whole drill, all pods"),
         Figure("slow_requests_started", record.slow_started, "requests", "; ".join(record.notes)),
+        Figure("app_record", int(app_record), "bool", "judged with the app's lifecycle record" if app_record
+               else "judged only on what any pod leaves (the app's lifecycle record dropped)"),
     ]
     return [verdict]

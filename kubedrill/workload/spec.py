@@ -5,7 +5,10 @@ A user points kubedrill at their own app with a small file (`--workload my-app.y
     name: my-api                  # required
     manifests: [deploy.yaml, k8s/] # required; files or directories, relative to this file
     health_path: /                 # what the load hits (default /)
-    slow_path: /slow?seconds={seconds}   # optional: an endpoint that holds a request in flight
+    slow_path: /big.iso            # optional: any URL that takes a while (a large download, a stream,
+                                   # a long poll); {seconds} in it is replaced by the wanted duration
+    slow_size: 3145728             # optional: the body's size in bytes, needed only when the server
+                                   # sends neither Content-Length nor chunked framing
     slo: 0.999                     # success ratio the availability check demands
 
 Everything else (selector, service, node_port, replicas, grace_seconds, images, prestop) is read
@@ -22,14 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-import yaml
-
 from kubedrill.workload.manifests import (
     Manifest,
     ManifestError,
+    YAMLTextError,
+    field_at,
     load_manifest_files,
+    named,
     pod_templates,
+    read_utf8,
+    shown,
     with_namespace,
+    yaml_documents,
 )
 
 T = TypeVar("T")
@@ -57,6 +64,7 @@ class WorkloadSpec:
     manifests: tuple[Path, ...] = ()
     health_path: str = "/"
     slow_path: str | None = None
+    slow_size: int | None = None
     slo: float = 0.999
     prestop: bool = False
     shutdown_mode: str | None = None  # only for the bundled sample app
@@ -64,13 +72,14 @@ class WorkloadSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def slow_url_path(self, seconds: float) -> str:
-        """The URL path that holds a request in flight for `seconds` (needs `slow_path`)."""
+        """The URL path of the slow request, asking for `seconds` where the path takes a duration
+        ({seconds}); a path without one lasts as long as the server makes it (needs `slow_path`)."""
         if self.slow_path is None:
             raise WorkloadSpecError(
                 f"workload {self.name!r} has no slow_path, so in-flight requests cannot be probed; "
-                "set slow_path (e.g. /slow?seconds={seconds}) in the workload spec"
+                "set slow_path (any URL that takes a while, e.g. /big.iso or /slow?seconds={seconds}) in the workload spec"
             )
-        return self.slow_path.format(seconds=seconds)
+        return self.slow_path.format(seconds=seconds) if "{seconds}" in self.slow_path else self.slow_path
 
     def in_namespace(self, namespace: str) -> "WorkloadSpec":
         """The same workload in another namespace (each test run gets its own)."""
@@ -94,7 +103,8 @@ _FIELDS: dict[str, str] = {
     "grace_seconds": "an integer >= 1",
     "images": "a list of image references",
     "health_path": "a URL path starting with /",
-    "slow_path": "a URL path starting with / containing {seconds}",
+    "slow_path": "a URL path starting with / (with {seconds} as its only placeholder, if any)",
+    "slow_size": "an integer >= 1 (bytes)",
     "slo": "a number in (0, 1]",
     "prestop": "true or false",
 }
@@ -108,7 +118,7 @@ class _Fields:
         self.source = source
 
     def error(self, key: str, got: Any) -> WorkloadSpecError:
-        return WorkloadSpecError(f"{self.source}: field '{key}': expected {_FIELDS[key]}, got {got!r}")
+        return WorkloadSpecError(f"{self.source}: field '{key}': expected {_FIELDS[key]}, got {shown(got)}")
 
     def get(self, key: str, check: Callable[[Any], bool], default: T | None = None) -> Any:
         if key not in self.raw or self.raw[key] is None:
@@ -127,22 +137,40 @@ def _is_str(v: Any) -> bool:
     return isinstance(v, str) and bool(v)
 
 
+def _is_slow_path(v: Any) -> bool:
+    """A path starting with /; if it has {seconds}, that is its only placeholder (str.format fails on any other)."""
+    if not (_is_str(v) and v.startswith("/")):
+        return False
+    if "{seconds}" not in v:
+        return True
+    try:
+        v.format(seconds=1)
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+
 def load_workload(path: str | Path) -> WorkloadSpec:
     """Load and validate a workload spec file and the manifests it names."""
     source = Path(path)
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise WorkloadSpecError(f"{source}: cannot read workload spec: {exc.strerror or exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        pos = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise WorkloadSpecError(f"{source}{pos}: malformed YAML: {exc.problem}") from None
+        documents = yaml_documents(read_utf8(source))
+    except YAMLTextError as exc:
+        raise WorkloadSpecError(exc.at(source)) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise WorkloadSpecError(f"{source}: cannot read workload spec: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(documents) > 1:
+        raise WorkloadSpecError(f"{source}:{documents[1][0]}: a workload spec is one YAML document, this file has "
+                                f"{len(documents)}; remove the '---' that starts another")
+    raw = documents[0][1] if documents else None
     if not isinstance(raw, dict):
-        raise WorkloadSpecError(f"{source}: a workload spec must be a YAML mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(_FIELDS))
+        raise WorkloadSpecError(f"{source}: a workload spec must be a YAML mapping with at least name and "
+                                f"manifests, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_FIELDS), key=str)
     if unknown:
-        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, _FIELDS, 1)) else repr(u) for u in unknown]
+        hints = [f"{shown(u)} (did you mean {m[0]!r}?)"
+                 if isinstance(u, str) and (m := difflib.get_close_matches(u, _FIELDS, 1)) else shown(u)
+                 for u in unknown]
         raise WorkloadSpecError(f"{source}: unknown field(s) {', '.join(hints)}; known fields: {', '.join(_FIELDS)}")
     f = _Fields(raw, source)
     name = f.get("name", _is_str)
@@ -151,19 +179,26 @@ def load_workload(path: str | Path) -> WorkloadSpec:
     listed = f.get("manifests", lambda v: isinstance(v, list) and bool(v) and all(_is_str(x) for x in v))
     if listed is None:
         raise WorkloadSpecError(f"{source}: field 'manifests' is required ({_FIELDS['manifests']})")
-    paths = tuple((source.parent / p).resolve() for p in listed)
-    for p in paths:
-        if not p.exists():
-            raise WorkloadSpecError(f"{source}: field 'manifests': {p} does not exist")
+    paths = []
+    for listed_path in listed:
+        try:
+            p = (source.parent / listed_path).resolve()
+            found = p.exists()
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+            raise WorkloadSpecError(f"{source}: field 'manifests': {shown(listed_path)} is not a usable path "
+                                    f"({getattr(exc, 'strerror', None) or exc}); list files or directories") from None
+        if not found:
+            raise WorkloadSpecError(f"{source}: field 'manifests': {named(str(p))} does not exist")
+        paths.append(p)
     try:
-        docs = load_manifest_files(list(paths))
+        docs = load_manifest_files(paths)
+        if not docs:
+            raise WorkloadSpecError(f"{source}: field 'manifests': the files contain no Kubernetes objects")
+        inferred = _infer(docs, source)
     except ManifestError as exc:
         raise WorkloadSpecError(f"{source}: field 'manifests': {exc}") from None
-    if not docs:
-        raise WorkloadSpecError(f"{source}: field 'manifests': the files contain no Kubernetes objects")
-    inferred = _infer(docs, source)
     selector = f.get("selector", lambda v: isinstance(v, dict) and bool(v) and all(_is_str(k) and isinstance(x, str) for k, x in v.items()))
-    slow_path = f.get("slow_path", lambda v: _is_str(v) and v.startswith("/") and "{seconds}" in v)
+    slow_path = f.get("slow_path", _is_slow_path)
     spec = WorkloadSpec(
         name=name,
         namespace=f.get("namespace", _is_str, name),
@@ -175,9 +210,10 @@ def load_workload(path: str | Path) -> WorkloadSpec:
         grace_seconds=f.get("grace_seconds", _is_int(1), inferred["grace_seconds"]),
         images=tuple(f.get("images", lambda v: isinstance(v, list) and all(_is_str(x) for x in v), inferred["images"])),
         documents=tuple(docs),
-        manifests=paths,
+        manifests=tuple(paths),
         health_path=f.get("health_path", lambda v: _is_str(v) and v.startswith("/"), "/"),
         slow_path=slow_path,
+        slow_size=f.get("slow_size", _is_int(1, 1 << 62)),
         slo=float(f.get("slo", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1, 0.999)),
         prestop=f.get("prestop", lambda v: isinstance(v, bool), inferred["prestop"]),
         source=source,
@@ -191,28 +227,36 @@ def load_workload(path: str | Path) -> WorkloadSpec:
 
 
 def _infer(docs: list[Manifest], source: Path) -> dict[str, Any]:
-    """Read selector, service, ports, replicas, grace period, images and preStop from manifests."""
+    """Read selector, service, ports, replicas, grace period, images and preStop from manifests.
+
+    Raises ManifestError naming the object and field when a value read here has the wrong type.
+    """
     templates = pod_templates(docs)
     services = [d for d in docs if d["kind"] == "Service"]
     out: dict[str, Any] = {"workloads": len(templates), "selector": {}, "service": None, "node_port": None,
                            "service_port": None, "replicas": 1, "grace_seconds": DEFAULT_GRACE_SECONDS,
                            "images": (), "prestop": False}
     if len(templates) == 1:
-        wl, pod = templates[0]
-        labels = wl.get("spec", {}).get("selector", {}).get("matchLabels")
-        if isinstance(labels, dict):
+        wl, _ = templates[0]
+        labels = field_at(wl, "spec.selector.matchLabels", dict, "a mapping of label names to values")
+        if labels:
             out["selector"] = {str(k): str(v) for k, v in labels.items()}
-        out["replicas"] = int(wl.get("spec", {}).get("replicas", 1))
+        replicas = field_at(wl, "spec.replicas", int, "an integer")
+        out["replicas"] = 1 if replicas is None else replicas
     images: list[str] = []
     graces: set[int] = set()
     prestops: list[bool] = []
-    for _, pod in templates:
-        graces.add(int(pod.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)))
-        for c in pod.get("containers", []) or []:
-            if isinstance(c, dict):
-                if c.get("image") and c["image"] not in images:
-                    images.append(str(c["image"]))
-                prestops.append(bool((c.get("lifecycle") or {}).get("preStop")))
+    for wl, _ in templates:
+        grace = field_at(wl, "spec.template.spec.terminationGracePeriodSeconds", int, "an integer (seconds)")
+        graces.add(DEFAULT_GRACE_SECONDS if grace is None else grace)
+        containers = field_at(wl, "spec.template.spec.containers", list, "a list of containers") or []
+        for i in range(len(containers)):
+            container = f"spec.template.spec.containers[{i}]"
+            field_at(wl, container, dict, "a mapping (a container)")
+            image = field_at(wl, f"{container}.image", str, "an image reference")
+            if image and image not in images:
+                images.append(image)
+            prestops.append(bool(field_at(wl, f"{container}.lifecycle.preStop", dict, "a mapping (a handler)")))
     if len(graces) > 1:
         raise WorkloadSpecError(
             f"{source}: field 'grace_seconds': the manifests disagree ({sorted(graces)}); set grace_seconds explicitly"
@@ -224,8 +268,7 @@ def _infer(docs: list[Manifest], source: Path) -> dict[str, Any]:
     if len(services) == 1:
         svc = services[0]
         out["service"] = svc["metadata"]["name"]
-        ports = svc.get("spec", {}).get("ports") or []
-        if ports and isinstance(ports[0], dict):
-            out["service_port"] = ports[0].get("port")
-            out["node_port"] = ports[0].get("nodePort")
+        field_at(svc, "spec.ports[0]", dict, "a mapping (a port)")
+        out["service_port"] = field_at(svc, "spec.ports[0].port", int, "an integer port")
+        out["node_port"] = field_at(svc, "spec.ports[0].nodePort", int, "an integer port")
     return out

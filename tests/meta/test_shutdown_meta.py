@@ -7,6 +7,12 @@ thresholds -- the calls suites/shutdown makes, without a second pytest run. grac
 MUST pass; every broken mode MUST fail, and the failing sub-checks of its verdict MUST be exactly
 the ones that mode is built to break: a verdict that fails for an unrelated reason would be a
 suite bug hiding behind a red test.
+
+Each drill is judged twice: `record-on` with the sample app's lifecycle record, `record-off`
+without it, on only what any pod leaves (events, container status, what clients and requests
+sent straight to the pod saw) -- the judgement a third-party app gets. Both must reach the same
+verdict for the same reason. Every mode is drilled with pod delete; graceful and one broken mode
+also with eviction and rollout restart.
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from kubedrill.check.verdict import Status, Verdict
 from kubedrill.cluster.handle import Cluster
 from kubedrill.config import SLOConfig
 from kubedrill.report.model import TestResult
-from kubedrill.scenarios.shutdown import Target, TargetPool, judge, run_shutdown_drill
+from kubedrill.scenarios.shutdown import ShutdownRecord, Target, TargetPool, judge, run_shutdown_drill
 
 pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.slow]
 
 SUBCHECKS = ("sigkill", "exit-code", "grace-period", "prestop", "in-flight", "traffic")
-CAUSE = "delete"
+CAUSES: dict[str, tuple[str, ...]] = {mode: ("delete",) for mode in (
+    "graceful", "ignores-sigterm", "slow-exit", "abrupt", "exit-nonzero", "no-prestop")}
+CAUSES["graceful"] += ("evict", "rollout-restart")
+CAUSES["abrupt"] += ("evict", "rollout-restart")
 
 # mode -> (failing sub-checks, a phrase the reason must contain)
 EXPECTED: dict[str, tuple[frozenset[str], str]] = {
@@ -57,25 +66,41 @@ def pool(cluster: Cluster, sample_image: str, request: pytest.FixtureRequest) ->
         p.release()
 
 
-@pytest.mark.parametrize("mode", list(EXPECTED))
-def test_shutdown_suite_judges_sample_mode(mode: str, cluster: Cluster, pool: TargetPool,
-                                           kd_report: TestResult) -> None:
+@pytest.fixture(scope="module")
+def drills() -> dict[tuple[str, str], ShutdownRecord]:
+    """One drill per mode and cause, judged by both its record-on and record-off test."""
+    return {}
+
+
+# Pod delete for every mode first, then the other causes: the cheapest evidence comes first.
+CASES = [(mode, cause, record) for first in (True, False) for mode in EXPECTED for cause in CAUSES[mode]
+         if (cause == "delete") == first for record in ("record-on", "record-off")]
+
+
+@pytest.mark.parametrize(("mode", "cause", "record"), CASES, ids=[f"sample-{m}/{c}/{r}" for m, c, r in CASES])
+def test_shutdown_suite_judges_sample_mode(mode: str, cause: str, record: str, cluster: Cluster, pool: TargetPool,
+                                           drills: dict[tuple[str, str], ShutdownRecord], kd_report: TestResult) -> None:
     target = Target(f"sample-{mode}", sample_mode=mode)
     slo = SLOConfig()  # the suite's thresholds when the run config overrides nothing
-    t0 = time.monotonic()
-    record = run_shutdown_drill(cluster, pool.get(target), CAUSE)
-    verdicts = judge(record, target.thresholds(slo.grace_budget_ratio, slo.max_failed_requests))
-    kd_report.figure("drill", round(time.monotonic() - t0, 1), "s", mode)
-    assert record.records, f"{target.id}/{CAUSE} terminated no pod: {record.disruption.effect}"
+    case = f"{target.id}/{cause}/{record}"
+    if (mode, cause) not in drills:
+        t0 = time.monotonic()
+        drills[(mode, cause)] = run_shutdown_drill(cluster, pool.get(target), cause)
+        kd_report.figure("drill", round(time.monotonic() - t0, 1), "s", f"{mode}/{cause}")
+    drill = drills[(mode, cause)]
+    verdicts = judge(drill, target.thresholds(slo.grace_budget_ratio, slo.max_failed_requests),
+                     app_record=record == "record-on")
+    assert drill.records, f"{case} terminated no pod: {drill.disruption.effect}"
     shutdown = [v for v in verdicts if v.check == "shutdown"]
-    assert len(shutdown) == 1, f"{target.id}/{CAUSE}: expected one shutdown verdict, got {[str(v) for v in verdicts]}"
+    assert len(shutdown) == 1, f"{case}: expected one shutdown verdict, got {[str(v) for v in verdicts]}"
     verdict = shutdown[0]
+    kd_report.add(verdict)
     broken, phrase = EXPECTED[mode]
     if not broken:
         assert all(v.passed for v in verdicts) and phrase in verdict.reason, \
-            f"{target.id}/{CAUSE}: {'; '.join(str(v) for v in verdicts)}"
+            f"{case}: {'; '.join(str(v) for v in verdicts)}"
         return
-    assert verdict.status is Status.FAIL, f"{mode}: the verdict should FAIL:\n{verdict}"
-    assert phrase in verdict.reason, f"{mode}: the verdict should say {phrase!r}:\n{verdict}"
+    assert verdict.status is Status.FAIL, f"{case}: the verdict should FAIL:\n{verdict}"
+    assert phrase in verdict.reason, f"{case}: the verdict should say {phrase!r}:\n{verdict}"
     assert failing_subchecks(verdict) == set(broken), (
-        f"{mode}: expected only {sorted(broken)} to fail, got {sorted(failing_subchecks(verdict))}:\n{verdict}")
+        f"{case}: expected only {sorted(broken)} to fail, got {sorted(failing_subchecks(verdict))}:\n{verdict}")

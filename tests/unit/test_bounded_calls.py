@@ -26,6 +26,7 @@ LONG_RUNNING = {
     ("kubedrill/cluster/kind.py", "Popen"): "kind create: proc.wait(timeout=...) bounds it; killed on any error",
     ("kubedrill/cluster/setup.py", "Popen"): "build scripts: progress every 30 s, bounded by the build's own steps",
     ("kubedrill/preflight/apiserver.py", "Popen"): "the test API server and etcd: terminated, then killed, on exit",
+    ("kubedrill/load/direct.py", "Popen"): "kubectl port-forward: a context manager; exit terminates, then kills",
     ("kubedrill/cli.py", "run"): "the pytest session `kubedrill run` hands the terminal to (Ctrl-C ends it)",
 }
 

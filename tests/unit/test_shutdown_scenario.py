@@ -20,7 +20,7 @@ from kubedrill.disrupt.pod import (
     termination_causes,
 )
 from kubedrill.record import Operation, Recorder
-from kubedrill.record.termination import PodEvidence, termination_record
+from kubedrill.record.termination import KubeEvent, PodEvidence, termination_record
 from kubedrill.scenarios.shutdown import (
     DeployedTarget,
     ShutdownRecord,
@@ -84,12 +84,13 @@ def test_rollout_restart_terminates_every_pod_and_lets_the_watch_time_them() -> 
         make(workload(), POD)
 
 
-def test_targets_thresholds_require_inflight_only_where_probed() -> None:
+def test_targets_thresholds_always_require_inflight() -> None:
     sample = Target("sample-graceful", sample_mode="graceful")
     th = sample.thresholds(0.9, 2)
     assert (th.max_grace_fraction, th.max_failed_requests, th.require_inflight) == (0.9, 2, True)
+    # Without a slow_path draining is not measured: UNKNOWN, never a silent pass.
     no_slow = Target("mine", spec=dataclasses.replace(sample_workload("graceful"), slow_path=None))
-    assert not no_slow.probes_inflight and not no_slow.thresholds(0.8, 0).require_inflight
+    assert no_slow.thresholds(0.8, 0).require_inflight
 
 
 def test_pool_specs_the_sample_app_for_any_free_port() -> None:
@@ -150,3 +151,25 @@ def test_judge_without_a_terminated_pod_is_unknown() -> None:
     [verdict] = judge(record)
     assert verdict.status is Status.UNKNOWN and "terminated no pod" in verdict.reason
 
+
+
+def test_judge_without_the_app_record_rests_on_what_any_pod_leaves() -> None:
+    clock = Recorder("shutdown/sample-graceful/delete")
+    ev, slow, traffic, deletion = graceful_record(clock)
+    ev = dataclasses.replace(ev, events=(KubeEvent("Killing", "Normal", "Stopping container app", 1, None, None),))
+    direct = [Operation("direct GET /", deletion - 2 + i / 4, deletion - 2 + i / 4 + 0.01, "ok" if i < 28 else "fail",
+                        result=POD) for i in range(40)]  # answered until SIGTERM (+5 s), then refused
+    rec = termination_record(ev, clock, requested_at=deletion, slow=slow, traffic=traffic, direct=direct)
+    idle = Operation("slow", deletion - 20, deletion - 11, "ok", result="kd-sample-1")
+    record = ShutdownRecord("delete", DeletePod(workload(), POD), clock, [rec], [ev], "800 requests (0 failed)",
+                            800, 0, 1, [], grace=15, slow_ops=slow, traffic_ops=traffic, direct_ops=direct,
+                            idle_slow=idle)
+    record.disruption.requested_at = deletion
+    [off] = judge(record, app_record=False)
+    assert off.passed and "preStop hook ran without failing" in off.reason, off
+    figures = {f.name: f for f in off.figures}
+    assert figures["app_record"].value == 0
+    assert figures["slow_request_idle_s"].value == 9.0 and "spans it" in figures["slow_request_idle_s"].detail
+    short = dataclasses.replace(record, idle_slow=dataclasses.replace(idle, end=idle.start + 2.0))
+    [v] = judge(short, app_record=False)
+    assert "TOO SHORT to span the termination" in {f.name: f for f in v.figures}["slow_request_idle_s"].detail
