@@ -75,9 +75,10 @@ if [ -n "${KUBEDRILL_DEFER_PREFLIGHT:-}" ]; then
 else
   run_tox preflight preflight
 fi
-step "kind suites sharing one three-node cluster: smoke, shutdown, drain + meta-tests"
+step "kind suites sharing one three-node cluster: smoke, shutdown, drain, preflight live + meta-tests (sample app and third-party servers)"
 if ! .tox/kd/bin/python -m pytest -p no:cacheprovider --junitxml="$ROOT/reports/ci/kind-suites.xml" \
-    suites/smoke suites/shutdown suites/drain tests/meta/test_shutdown_meta.py tests/meta/test_drain_meta.py; then
+    suites/smoke suites/shutdown suites/drain suites/preflight/test_live.py \
+    tests/meta/test_shutdown_meta.py tests/meta/test_thirdparty_shutdown.py tests/meta/test_drain_meta.py; then
   FAILED+=("kind-suites")
 fi
 run_tox cluster-etcd cluster-etcd tests/meta/test_cluster_etcd_meta.py
