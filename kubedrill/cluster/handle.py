@@ -7,6 +7,7 @@ Kubernetes API and kubectl; node commands raise NodeAccessUnavailable with the r
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -28,6 +29,17 @@ class CommandFailed(RuntimeError):
             f"command failed (exit {proc.returncode}): {shlex.join(self.argv)}\n"
             f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"
         )
+
+
+def pid_alive(pid: int) -> bool:
+    """A process with this PID exists on this host (owners of clusters, ports and namespaces)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run(argv: Sequence[str], timeout: float = 120, check: bool = True, input: str | None = None,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from kubedrill.cluster import kindconfig, ports
-from kubedrill.cluster.handle import Cluster, run
+from kubedrill.cluster.handle import Cluster, pid_alive, run
 from kubedrill.cluster.paths import cache_dir, kind_binary
 from kubedrill.cluster.progress import say
 
@@ -74,16 +74,6 @@ def delete(name: str) -> None:
     _LIVE.discard(name)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep(dry_run: bool = False) -> list[str]:
     """Delete kubedrill clusters whose owning process is gone (crashed or killed runs)."""
     gone = []
@@ -100,7 +90,7 @@ def sweep(dry_run: bool = False) -> list[str]:
                 owner = int(entry["pid"])
             except (ValueError, KeyError, json.JSONDecodeError):
                 owner = None
-        if kept or (owner is not None and _pid_alive(owner)):
+        if kept or (owner is not None and pid_alive(owner)):
             continue
         gone.append(name)
         if not dry_run:

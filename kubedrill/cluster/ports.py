@@ -20,6 +20,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from kubedrill.cluster.handle import pid_alive
 from kubedrill.cluster.paths import cache_dir
 
 DEFAULT_RANGE = (20000, 29999)  # below Linux's default ephemeral range (32768-60999) and NodePorts
@@ -49,16 +50,6 @@ def _paths() -> tuple[Path, FileLock]:
     return d / "host-ports.json", FileLock(str(d / "host-ports.lock"))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _bindable(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -82,7 +73,7 @@ def reserve(owner: str, count: int, pid: int | None = None) -> list[int]:
     lo, hi = port_range()
     me = os.getpid() if pid is None else pid
     with lock:
-        held = {p: e for p, e in _read(path).items() if _alive(int(str(e.get("pid", 0))))}
+        held = {p: e for p, e in _read(path).items() if pid_alive(int(str(e.get("pid", 0))))}
         got: list[int] = []
         for port in range(lo, hi + 1):
             if len(got) == count:

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.handle import Cluster, pid_alive
 from kubedrill.cluster.waits import until
 
 RUN_ID = os.environ.get("KUBEDRILL_RUN_ID") or uuid.uuid4().hex[:8]
@@ -45,16 +45,6 @@ def create_namespace(cluster: Cluster, name: str) -> None:
     cluster.kubectl("apply", "-f", "-", input=json.dumps(doc), timeout=60)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_namespaces(cluster: Cluster) -> list[str]:
     """Delete kubedrill namespaces whose owner was a process on this host that is gone (a run killed
     with SIGKILL cannot clean up). Namespaces of live runs, and of other hosts, are left alone."""
@@ -63,7 +53,7 @@ def sweep_namespaces(cluster: Cluster) -> list[str]:
     for ns in cluster.core().list_namespace(label_selector=f"{PART_OF}=kubedrill", _request_timeout=30).items:
         owner = (ns.metadata.labels or {}).get(OWNER, "")
         h, _, pid = owner.partition(".")
-        if h != host or not pid.isdigit() or _pid_alive(int(pid)) or ns.status.phase == "Terminating":
+        if h != host or not pid.isdigit() or pid_alive(int(pid)) or ns.status.phase == "Terminating":
             continue
         gone.append(ns.metadata.name)
         delete_namespace(cluster, ns.metadata.name, wait=False)
