@@ -5,6 +5,7 @@
     kubedrill config [kubedrill.yaml] [options]   validate a config and print it resolved
     kubedrill doctor [...]                        check this host (kubedrill.cluster.doctor)
     kubedrill build [--with-upgrade-source]       build and cache node images offline (kubedrill.cluster.setup)
+    kubedrill soak --suite NAME --runs N          repeat a suite on fresh clusters, tabulate its flakes (kubedrill.soak)
 
 `run` and `config` take the options of kubedrill/options.py, which a pytest run takes too.
 
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kubedrill", description="Rehearse cluster maintenance and gate a release "
                                  "on the result.", formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=(__doc__ or "").split("\n\n", 1)[1])
-    sub = ap.add_subparsers(dest="command", metavar="{run,report,config,doctor,build}")
+    sub = ap.add_subparsers(dest="command", metavar="{run,report,config,doctor,build,soak}")
     run = sub.add_parser("run", help="set up, run the suites, write the report, exit by the gate")
     options.add_to_argparse(run)
     run.add_argument("--no-setup", action="store_true", help="skip host setup (engine, kind, node image)")
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_to_argparse(cfg)
     sub.add_parser("doctor", help="check this host can run kubedrill (args passed through)", add_help=False)
     sub.add_parser("build", help="build and cache images offline (args passed through)", add_help=False)
+    sub.add_parser("soak", help="run a suite N times on fresh clusters and tabulate its flakes", add_help=False)
     return ap
 
 
@@ -269,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         return delegate("kubedrill.cluster.doctor", argv[1:])
     if argv[:1] == ["build"]:
         return delegate("kubedrill.cluster.setup", argv[1:])
+    if argv[:1] == ["soak"]:
+        return delegate("kubedrill.soak", argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "run":

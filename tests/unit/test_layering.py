@@ -15,7 +15,7 @@ Bottom to top (a stage may import its own package and any stage in a lower row):
     disrupt                        disruptions: inject, verify, heal
     scenarios preflight            drills: a disruption under load, recorded, then judge();
                                    preflight's checks against a real API server
-    config options pytest_plugin cli __main__   the user-facing entry points (they may use pytest)
+    config options pytest_plugin cli soak __main__   the user-facing entry points (they may use pytest)
 
 `report` sits beside the pipeline: it reads records and verdicts only, and no engine stage
 imports it.
@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("observe", "workload", "load"),
     ("disrupt",),
     ("scenarios", "preflight"),
-    ("config", "options", "pytest_plugin", "cli", "__main__", "__init__"),
+    ("config", "options", "pytest_plugin", "cli", "soak", "__main__", "__init__"),
 ]
 REPORT_MAY_IMPORT = {"record", "check", "report", "__init__"}
 ENTRY_POINTS = set(LAYERS[-1])
