@@ -1,8 +1,9 @@
 """A tiny in-process HTTP target on 127.0.0.1 that mimics the sample app's / and /slow.
 
 Why: the load tooling (LoadRunner, SlowProbe) must be testable and benchmarkable without Docker
-or a cluster. It answers `/` with an X-Pod header, `/slow?seconds=N` by sending headers and a
-first line at once and "done" after N seconds (like apps/sample), and `/status/<code>` with that
+or a cluster. It answers `/` with an X-Pod header, `/slow?seconds=N` with a chunked body whose
+first chunk comes at once and whose last chunk and terminator come after N seconds (like
+apps/sample; completion is judged by the framing), and `/status/<code>` with that
 code. `fail()` makes it refuse service (close connections without answering) to produce failures.
 """
 
