@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.cluster",
     "fixtures.workload",
     "fixtures.etcd",
+    "fixtures.node_loss",
 ]

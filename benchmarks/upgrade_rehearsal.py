@@ -1,10 +1,11 @@
 """How long does the kubeadm upgrade rehearsal take here, and did users notice? Prints and records it.
 
 Runs the upgrade suite's drill once (`kubedrill.scenarios.upgrade`: a fresh kind cluster at
-K8S_UPGRADE_FROM with the graceful sample app, upgraded to K8S_VERSION under locust load), judges
-it with the suite's checks (`judge`), and prints: wall time (cluster creation included), rehearsal
-time, staging time, each node's step with its phases, requests and failures, and every failed
-check. Appends the run to benchmarks/upgrade_results.json (committed).
+K8S_UPGRADE_FROM with the suite's default workloads -- the graceful sample app and nginx-correct
+from apps/thirdparty, each under its own locust load -- upgraded to K8S_VERSION), judges it with
+the suite's checks (`judge`), and prints: wall time (cluster creation included), rehearsal time,
+staging time, each node's step with its phases, each workload's requests and failures, and every
+failed check. Appends the run to benchmarks/upgrade_results.json (committed).
 
 Usage:  python benchmarks/upgrade_rehearsal.py [--config three-node|ha] [--out FILE]
         python benchmarks/upgrade_rehearsal.py --kubeconfig K --context kind-NAME   (a kind cluster at
@@ -33,12 +34,14 @@ HA (--config ha: 3 control planes + 2 workers, opt-in), same day: cluster creati
 13265 requests failed, skew within policy; then the rollout HALTED: a worker was reported NotReady
 for ~9 s while control-plane2 was out (two nodes out at once). Details in upgrade_results.json.
 (Runs recorded before the rehearsal moved into kubedrill.scenarios list "outcomes" per suite test;
-later runs list them per check.)
+later runs list them per check. Runs before 2026-12-02 rehearsed the sample app alone at 25 req/s;
+later ones list "workloads", the total rate split evenly between them.)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -53,15 +56,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kubedrill.check.verdict import Verdict  # noqa: E402
 from kubedrill.cluster.handle import Cluster  # noqa: E402
 from kubedrill.cluster.paths import versions  # noqa: E402
-from kubedrill.scenarios.upgrade import RehearsalRecord, Settings, judge, prepare_release, run_upgrade_rehearsal  # noqa: E402
+from kubedrill.scenarios.upgrade import (  # noqa: E402
+    RehearsalRecord,
+    Settings,
+    default_workloads,
+    judge,
+    prepare_release,
+    run_upgrade_rehearsal,
+)
 from kubedrill.workload.deploy import deployed  # noqa: E402
-from kubedrill.workload.sample import build_sample_image, sample_workload  # noqa: E402
+from kubedrill.workload.sample import build_sample_image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def summarize(rec: RehearsalRecord, verdicts: list[Verdict], wall_s: float, config: str) -> dict[str, Any]:
-    http = rec.http
+    http = [o for w in rec.workloads for o in w.http]
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": config,
@@ -74,6 +84,8 @@ def summarize(rec: RehearsalRecord, verdicts: list[Verdict], wall_s: float, conf
         "upgrade_seconds": round(rec.upgrade_window.duration, 1) if rec.upgrade_window else None,
         "requests_total": len(http),
         "requests_failed": sum(o.outcome != "ok" for o in http),
+        "workloads": {w.id: {"kind": w.kind, "rate": round(w.rate, 2), "requests": len(w.http),
+                             "failed": sum(o.outcome != "ok" for o in w.http)} for w in rec.workloads},
         "halted": rec.halted,
         "staged_images": {k: len(v) for k, v in rec.staged.items()},
         "nodes": [{"node": n.node, "role": n.role, "kubeadm": n.kubeadm_step,
@@ -108,13 +120,15 @@ def main() -> int:
     pinned = versions()
     source, target = pinned["K8S_UPGRADE_FROM"], pinned["K8S_VERSION"]
     release = prepare_release(target)
-    image = build_sample_image()
+    specs = default_workloads(build_sample_image())
     t0 = time.monotonic()
     cluster, owned = get_cluster(args, source)
     try:
-        with deployed(cluster, sample_workload("graceful", replicas=3, image=image), purpose="bench-upgrade",
-                      wait_deleted=False, timeout=300) as d:
-            rec = run_upgrade_rehearsal(cluster, release, d, Settings(source, target))
+        with contextlib.ExitStack() as stack:
+            workloads = [stack.enter_context(deployed(cluster, spec, purpose=f"bench-upgrade-{spec.name}",
+                                                      expose_service=True, wait_deleted=False, timeout=300))
+                         for spec in specs]
+            rec = run_upgrade_rehearsal(cluster, release, workloads, Settings(source, target))
     finally:
         if owned:
             from kubedrill.cluster import kind
@@ -128,6 +142,8 @@ def main() -> int:
     print(f"gate {run['gate']}; wall {run['wall_seconds']} s incl. cluster creation; rehearsal "
           f"{run['rehearsal_seconds']} s; upgrade window {run['upgrade_seconds']} s; raw record in {where}")
     print(f"requests {run['requests_total']}, failed {run['requests_failed']}; halted: {run['halted'] or 'no'}")
+    for wid, w in run["workloads"].items():
+        print(f"  {w['kind']} {wid}: {w['requests']} requests at {w['rate']} req/s, {w['failed']} failed")
     print(f"{'node':38s} {'kubeadm':8s} {'step s':>7s}  phases")
     for n in run["nodes"]:
         phases = ", ".join(f"{k} {v:.0f}" for k, v in n["phases"].items())

@@ -14,8 +14,10 @@ in one pytest session (so there is one report), prints the gate table and exits 
 every gate passed. Clusters are created and deleted by the suites' fixtures, not here, so a
 pytest run started by hand behaves the same as `kubedrill run`.
 
-Exit codes: 0 all gates passed; 1 a test failed; 2 bad config or usage; 5 nothing was checked
-(no tests collected, or none passed); 10 host setup failed; other codes are pytest's own.
+Exit codes: 0 all gates passed; 1 a test failed or could not be judged (UNKNOWN); 2 bad config or
+usage; 5 nothing was checked (no tests collected, none passed, or a requested suite ran no test);
+10 host setup failed; other codes are pytest's own. The run config's `gate:` section may allow
+named UNKNOWN verdicts and empty suites (docs/results-schema.md, "The gate").
 """
 
 from __future__ import annotations
@@ -194,8 +196,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     doc = _print_summary(reports_dir / "latest" / "results.json")
     say(f"report: {reports_dir / 'latest' / 'report.html'}")
     if code == EXIT_NOTHING_CHECKED:
-        print(f"kubedrill: no tests were collected from {', '.join(str(p.relative_to(REPO_ROOT)) for p in paths)}: "
-              "nothing was checked, so the gate cannot pass", file=sys.stderr)
+        # 5 is also the plugin's code for a requested suite that ran no test: say which, when the report can.
+        why = doc["summary"]["reason"] if doc else (
+            f"no tests were collected from {', '.join(str(p.relative_to(REPO_ROOT)) for p in paths)}: nothing was checked")
+        print(f"kubedrill: gate not passed: {why}", file=sys.stderr)
         return EXIT_NOTHING_CHECKED
     if code == 0 and (doc is None or doc["summary"]["gate"] != "pass"):
         why = doc["summary"]["reason"] if doc else "pytest wrote no results.json"

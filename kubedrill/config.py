@@ -13,6 +13,10 @@ Example (every key is optional)::
     cluster:
       kind_config: three-node        # single | three-node | ha
       k8s_version: v1.34.4           # default: K8S_VERSION in clusters/versions.env
+      provider: kind                 # kind | generic (Kubernetes API only: no node shell, no host ports)
+    load:                            # in-cluster load (used where no host port reaches the workload)
+      workers: 1                     # locust worker pods
+      image: null                    # locust image the nodes can pull; default: kubedrill's, loaded into kind
     workloads:
       - name: web
         spec: workloads/web.yaml     # a WorkloadSpec file, read by kubedrill.workload
@@ -27,6 +31,11 @@ Example (every key is optional)::
       max_unavailability_s: 3.0
       max_election_s: 5.0
     suites: [smoke, drain, shutdown]
+    gate:                            # what may not close the gate; nothing by default
+      allow_unknown:                 # UNKNOWN verdicts allowed: a check name, or check + test (globs)
+        - in-flight
+        - {check: sigkill, test: "*thirdparty*", reason: "runtime events not kept on this host"}
+      allow_empty_suites: [upgrade]  # requested suites that may run no test (none collected or all skipped)
     reports_dir: reports
 
 Command-line options that set these fields are declared in kubedrill/options.py.
@@ -40,12 +49,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from kubedrill.cluster.handle import PROVIDERS
 from kubedrill.workload.manifests import YAMLTextError, named, read_utf8, shown, yaml_documents
 
 CONFIG_VERSION = 1
 KIND_CONFIGS: tuple[str, ...] = ("single", "three-node", "ha")
-SUITES: tuple[str, ...] = ("smoke", "etcd", "shutdown", "drain", "cluster-etcd", "upgrade", "preflight")
-DISRUPTIVE_SUITES: frozenset[str] = frozenset({"drain", "cluster-etcd", "upgrade"})
+SUITES: tuple[str, ...] = ("smoke", "etcd", "shutdown", "drain", "cluster-etcd", "upgrade", "preflight", "node-loss")
+DISRUPTIVE_SUITES: frozenset[str] = frozenset({"drain", "cluster-etcd", "upgrade", "node-loss"})
 """The one definition of "disruptive": a suite that changes the state of the Kubernetes cluster it
 runs on (drains or reboots nodes, restores etcd, upgrades nodes).
 
@@ -106,6 +116,10 @@ class ClusterConfig:
     context: str | None = None
     allow_disruptive_on: str | None = None  # the context name, spelled out, to allow disruption
     keep: bool = False  # keep kind clusters after the run (debugging)
+    # What kubedrill may do there (kubedrill.cluster.handle): None = kind for a kind cluster on this
+    # host, else generic. "generic" on a kind cluster kubedrill creates hands the suites an API-only
+    # handle: how CI rehearses a staging cluster.
+    provider: str | None = None
 
     @property
     def existing(self) -> bool:
@@ -115,6 +129,14 @@ class ClusterConfig:
     def disruptive_allowed(self) -> bool:
         """Disruptive suites may run: always on kind, on an existing cluster only when named."""
         return not self.existing or self.allow_disruptive_on is not None
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """In-cluster load (kubedrill.load.incluster): used where no host port reaches the workload."""
+
+    workers: int = 1  # locust worker pods
+    image: str | None = None  # a locust image the nodes can pull; None: kubedrill's, loaded into kind nodes
 
 
 @dataclass(frozen=True)
@@ -128,13 +150,36 @@ class WorkloadConfig:
 
 
 @dataclass(frozen=True)
+class UnknownAllowance:
+    """One `gate.allow_unknown` entry: UNKNOWN verdicts of a check matching `check`, in a test whose
+    node id matches `test`, do not close the gate. `*` and `?` are the only wildcards (brackets are
+    literal: they are part of parametrized ids). `reason` is the team's word on why, shown in the report."""
+
+    check: str = "*"
+    test: str = "*"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Explicit exceptions to "the gate opens only on evidence". Empty by default: kubedrill never
+    allows what it could not see on its own; a run config has to say so, and the report lists what
+    each entry allowed (kubedrill.report.results applies them)."""
+
+    allow_unknown: tuple[UnknownAllowance, ...] = ()
+    allow_empty_suites: tuple[str, ...] = ()  # config names (SUITES), e.g. "cluster-etcd"
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated run. Build with load_config(); `to_dict()` is what results.json records."""
 
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
     workloads: tuple[WorkloadConfig, ...] = ()
     slo: SLOConfig = field(default_factory=SLOConfig)
     suites: tuple[str, ...] = SUITES
+    gate: GateConfig = field(default_factory=GateConfig)
     reports_dir: str = "reports"
     source: str | None = None  # the file it came from, if any
     # Dotted keys set by the file or an override (not defaulted), e.g. {"cluster.kind_config"}:
@@ -243,7 +288,9 @@ class _Problems:
         self.origins = origins
 
     def add(self, dotted: str, message: str) -> None:
-        origin = self.origins.get(dotted)
+        # An entry of a list set by an option (gate.allow_unknown[0]) came from that option too.
+        origin = self.origins.get(dotted) or next(
+            (o for k, o in self.origins.items() if dotted.startswith((f"{k}.", f"{k}["))), None)
         suffix = f" (from {origin})" if origin else ""
         self.items.append(f"config.{dotted}: {message}{suffix}" if dotted else f"config: {message}{suffix}")
 
@@ -326,6 +373,10 @@ def _cluster(p: _Problems, v: Any) -> ClusterConfig:
     allow = _opt_str(p, "cluster.allow_disruptive_on", d.get("allow_disruptive_on"))
     kind_config = _opt_str(p, "cluster.kind_config", d.get("kind_config"))
     node_image = _opt_str(p, "cluster.node_image", d.get("node_image"))
+    provider = _opt_str(p, "cluster.provider", d.get("provider"))
+    if provider is not None and provider not in PROVIDERS:
+        p.add("cluster.provider", f"{provider!r} is not one of {', '.join(PROVIDERS)}")
+        provider = None
     keep = d.get("keep", False)
     if not isinstance(keep, bool):
         p.add("cluster.keep", f"expected true or false, got {shown(keep)}")
@@ -348,7 +399,17 @@ def _cluster(p: _Problems, v: Any) -> ClusterConfig:
         kind_config = None
     return ClusterConfig(kind_config=kind_config, k8s_version=_opt_str(p, "cluster.k8s_version", d.get("k8s_version")),
                          node_image=node_image, kubeconfig=kubeconfig, context=context,
-                         allow_disruptive_on=allow, keep=keep)
+                         allow_disruptive_on=allow, keep=keep, provider=provider)
+
+
+def _load(p: _Problems, v: Any) -> LoadConfig:
+    d = _mapping(p, "load", v)
+    _unknown_keys(p, "load", d, tuple(f.name for f in fields(LoadConfig)))
+    workers = d.get("workers", LoadConfig.workers)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        p.add("load.workers", f"expected a whole number of worker pods from 1 to 64, got {shown(workers)}")
+        workers = LoadConfig.workers
+    return LoadConfig(workers=workers, image=_opt_str(p, "load.image", d.get("image")))
 
 
 _WORKLOAD_KEYS = tuple(f.name for f in fields(WorkloadConfig))
@@ -407,7 +468,72 @@ def _suites(p: _Problems, v: Any, cluster: ClusterConfig) -> tuple[str, ...]:
     return tuple(out)
 
 
-_TOP_KEYS = ("version", "cluster", "workloads", "slo", "suites", "reports_dir")
+_ALLOWANCE_KEYS = tuple(f.name for f in fields(UnknownAllowance))
+_ALLOW_UNKNOWN_EXAMPLE = "e.g. allow_unknown: [in-flight] or [{check: in-flight, test: '*evict*', reason: ...}]"
+
+
+def _names(p: _Problems, where: str, v: Any, example: str) -> list[Any]:
+    """A list of entries; a string is a comma-separated list (`--kd-set gate.allow_unknown=a,b`)."""
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [s.strip() for s in v.split(",") if s.strip()]
+    if not isinstance(v, list):
+        p.add(where, f"expected a list, got {_tname(v)} ({example})")
+        return []
+    return v
+
+
+def _glob(p: _Problems, where: str, v: Any) -> str | None:
+    if not isinstance(v, str) or not v.strip():
+        p.add(where, f"expected a non-empty name or glob, got {shown(v)} ({_ALLOW_UNKNOWN_EXAMPLE})")
+        return None
+    return v.strip()
+
+
+def _allowance(p: _Problems, where: str, entry: Any) -> UnknownAllowance | None:
+    if isinstance(entry, str):
+        entry = {"check": entry}
+    if not isinstance(entry, dict):
+        p.add(where, f"expected a check name or a mapping with {', '.join(_ALLOWANCE_KEYS)}, got {_tname(entry)} "
+              f"({_ALLOW_UNKNOWN_EXAMPLE})")
+        return None
+    _unknown_keys(p, where, entry, _ALLOWANCE_KEYS)
+    if "check" not in entry and "test" not in entry:
+        p.add(where, "name the check, the test or both: a rule without either would allow every UNKNOWN")
+        return None
+    check = _glob(p, f"{where}.check", entry.get("check", "*"))
+    test = _glob(p, f"{where}.test", entry.get("test", "*"))
+    reason = entry.get("reason", "")
+    if not isinstance(reason, str):
+        p.add(f"{where}.reason", f"expected text saying why this UNKNOWN is acceptable, got {_tname(reason)}")
+        reason = ""
+    if check is None or test is None:
+        return None
+    if not check.strip("*") and not test.strip("*"):
+        p.add(where, "allows every UNKNOWN verdict in every test, which turns the gate off for all it cannot "
+              "see; name the check (e.g. in-flight) or the tests (test: '*thirdparty*')")
+        return None
+    return UnknownAllowance(check=check, test=test, reason=reason.strip())
+
+
+def _gate(p: _Problems, v: Any) -> GateConfig:
+    d = _mapping(p, "gate", v)
+    _unknown_keys(p, "gate", d, tuple(f.name for f in fields(GateConfig)))
+    rules = [_allowance(p, f"gate.allow_unknown[{i}]", e)
+             for i, e in enumerate(_names(p, "gate.allow_unknown", d.get("allow_unknown"), _ALLOW_UNKNOWN_EXAMPLE))]
+    suites: list[str] = []
+    for s in _names(p, "gate.allow_empty_suites", d.get("allow_empty_suites"),
+                    f"suite names from {', '.join(SUITES)}"):
+        name = s.replace("_", "-") if isinstance(s, str) else s
+        if name not in SUITES:
+            p.add("gate.allow_empty_suites", f"{shown(s)} is not one of {', '.join(SUITES)}")
+        elif name not in suites:
+            suites.append(name)
+    return GateConfig(allow_unknown=tuple(r for r in rules if r is not None), allow_empty_suites=tuple(suites))
+
+
+_TOP_KEYS = ("version", "cluster", "load", "workloads", "slo", "suites", "gate", "reports_dir")
 
 
 def validate(raw: Mapping[str, Any], source: str | None = None,
@@ -419,13 +545,15 @@ def validate(raw: Mapping[str, Any], source: str | None = None,
     if isinstance(version, bool) or version != CONFIG_VERSION:
         p.add("version", f"{shown(version)} is not a supported config version; supported: {CONFIG_VERSION}")
     cluster = _cluster(p, raw.get("cluster"))
+    load = _load(p, raw.get("load"))
     slo = _slo(p, "slo", raw.get("slo"), SLOConfig())
     workloads = _workloads(p, raw.get("workloads"), slo)
     suites = _suites(p, raw.get("suites"), cluster)
+    gate = _gate(p, raw.get("gate"))
     reports_dir = _opt_str(p, "reports_dir", raw.get("reports_dir")) or "reports"
     if p.items:
         raise ConfigError(p.items, source)
-    return RunConfig(cluster=cluster, workloads=workloads, slo=slo, suites=suites, reports_dir=reports_dir,
+    return RunConfig(cluster=cluster, load=load, workloads=workloads, slo=slo, suites=suites, gate=gate, reports_dir=reports_dir,
                      source=source, explicit=frozenset(_dotted_keys(raw)))
 
 
@@ -435,6 +563,6 @@ def _dotted_keys(raw: Mapping[str, Any], prefix: str = "") -> list[str]:
     for k, v in raw.items():
         key = f"{prefix}{k}"
         out.append(key)
-        if isinstance(v, dict) and key in ("cluster", "slo"):
+        if isinstance(v, dict) and key in ("cluster", "load", "slo", "gate"):
             out += _dotted_keys(v, key + ".")
     return out

@@ -29,9 +29,17 @@ CONFIG_FILE = "kd_config"
 SET = "kd_set"
 
 
-def _suite_names(items: list[str]) -> list[str]:
-    """`--suite smoke --suite drain,upgrade` -> ['smoke', 'drain', 'upgrade']."""
+def _listed(items: list[str]) -> list[str]:
+    """A repeatable, comma-separated option: `--suite smoke --suite drain,upgrade` -> ['smoke', 'drain', 'upgrade']."""
     return [s.strip() for item in items for s in item.split(",") if s.strip()]
+
+
+def _whole(value: str) -> int | str:
+    """`--load-workers 2` -> 2; anything else is passed on for validation to name the field."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def _one_workload(path: str) -> list[dict[str, str]]:
@@ -75,7 +83,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--kd-config", None, "run config file (YAML); fields in kubedrill/config.py", metavar="FILE",
            env="KUBEDRILL_CONFIG", path=True, aliases=("-c", "--config")),
     Option("--suite", "suites", f"suite to run (repeatable, or comma-separated): {', '.join(SUITES)}",
-           kind="repeat", metavar="NAME", convert=_suite_names, in_pytest=False),
+           kind="repeat", metavar="NAME", convert=_listed, in_pytest=False),
     Option("--cluster-config", "cluster.kind_config", f"kind cluster config: {' | '.join(KIND_CONFIGS)}",
            metavar="NAME"),
     Option("--k8s-version", "cluster.k8s_version", "Kubernetes version (default: K8S_VERSION in clusters/versions.env)",
@@ -85,11 +93,28 @@ OPTIONS: tuple[Option, ...] = (
     Option("--kubeconfig", "cluster.kubeconfig", "use this existing cluster instead of creating a kind cluster",
            metavar="FILE", path=True),
     Option("--context", "cluster.context", "kubeconfig context of the existing cluster", metavar="NAME"),
+    Option("--provider", "cluster.provider",
+           "what kubedrill may do on the cluster: kind (a kind cluster on this host: node shell, host ports) | "
+           "generic (Kubernetes API only; on a kind cluster kubedrill creates, rehearses a staging cluster); "
+           "default: kind for a kind cluster on this host, else generic", metavar="PROVIDER"),
     Option("--allow-disruptive-on", "cluster.allow_disruptive_on",
            "name the existing cluster's context on which disruptive suites and tests may run", metavar="CONTEXT"),
     Option("--keep-cluster", "cluster.keep", "do not delete kind clusters at the end (debugging)", kind="switch"),
+    Option("--load-workers", "load.workers", "locust worker pods of the in-cluster load (default 1)", metavar="N",
+           convert=_whole),
+    Option("--load-image", "load.image",
+           "locust image for the in-cluster load, for clusters whose nodes pull from a registry (default: kubedrill's, "
+           "loaded into kind nodes)", metavar="IMAGE"),
     Option("--workload", "workloads", "workload spec (YAML) to test instead of the config's or the bundled sample app",
            metavar="FILE", path=True, convert=_one_workload),
+    Option("--allow-unknown", "gate.allow_unknown",
+           "UNKNOWN verdicts of this check may not close the gate (repeatable, or comma-separated; replaces the "
+           "config's gate.allow_unknown); the report lists each one it allowed", kind="repeat", metavar="CHECK",
+           convert=_listed),
+    Option("--allow-empty-suite", "gate.allow_empty_suites",
+           "this requested suite may run no test (none collected or all skipped) without closing the gate "
+           "(repeatable; replaces the config's gate.allow_empty_suites)", kind="repeat", metavar="SUITE",
+           convert=_listed),
     Option("--reports-dir", "reports_dir", "where latest/ and the timestamped copies go; default reports",
            metavar="DIR", env="KUBEDRILL_REPORTS", path=True),
     Option("--kd-set", None, "override one config field, e.g. --kd-set slo.availability=0.99 (repeatable)",

@@ -32,6 +32,7 @@ SESSION_RESULTS = pytest.StashKey[list[TestResult]]()
 SESSION_T0 = pytest.StashKey[float]()
 SESSION_NOTES = pytest.StashKey[list[str]]()
 SESSION_META = pytest.StashKey[dict[str, Any]]()
+SESSION_FAILED = pytest.StashKey[set[str]]()  # node ids pytest saw fail, to find any without a result
 KD_CONFIG = pytest.StashKey[RunConfig]()
 OLD_SIGTERM = pytest.StashKey[Any]()
 
@@ -98,6 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_T0] = time.time()
     config.stash[SESSION_NOTES] = []
     config.stash[SESSION_META] = {}
+    config.stash[SESSION_FAILED] = set()
     rc = _load_run_config(config)
     config.stash[KD_CONFIG] = rc
     _fill_options_from_config(config, rc)
@@ -129,12 +131,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _suite_of(item: pytest.Item) -> str:
-    parts = Path(str(item.path)).parts
+    return _suite_of_path(Path(str(item.path)))
+
+
+def _suite_of_path(path: Path) -> str:
+    parts = path.parts
     if "suites" in parts:
         i = parts.index("suites")
         if i + 1 < len(parts) - 1:
             return parts[i + 1]
-    return Path(str(item.path)).stem
+    return path.stem
+
+
+def _requested_suites(config: pytest.Config) -> list[str]:
+    """Suites named on the command line (`pytest suites/drain`, what `kubedrill run` passes for
+    each suite of the config), spelled like TestResult.suite: each must run a test for the gate."""
+    out: list[str] = []
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, str(arg).split("::", 1)[0])
+        parts = path.parts
+        if "suites" not in parts:
+            continue
+        i = parts.index("suites")
+        if i + 1 < len(parts) and (i + 1 < len(parts) - 1 or path.is_dir()) and parts[i + 1] not in out:
+            out.append(parts[i + 1])
+    return out
 
 
 @pytest.fixture
@@ -213,7 +234,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None and isinstance(call.excinfo.value, Inconclusive) and RESULT_KEY in item.stash:
         # The drill could not judge (system unhealthy before, disruption without effect, not
         # available here): an UNKNOWN verdict, never a PASS, and not a FAIL of the workload either.
-        item.stash[RESULT_KEY].add(Verdict.unknown("drill", str(call.excinfo.value)[:2000]))
+        # The headline names it ("drill: UNKNOWN: ..."), as a suite's `assert v.passed, str(v)` does.
+        verdict = item.stash[RESULT_KEY].add(Verdict.unknown("drill", str(call.excinfo.value)[:2000]))
+        item.stash[RESULT_KEY].headline = str(verdict).splitlines()[0][:300]
     return rep
 
 
@@ -263,8 +286,22 @@ class _CollectionErrors:
         add_session_note(self.config, f"collection error in {report.nodeid or 'session'}: {str(why)[:500]}")
 
 
+class _FailedTests:
+    """Every node id pytest saw fail (on the xdist controller too), so a failure whose result never
+    arrived, such as a crashed worker's, is reported as an error instead of missing from the gate.
+    (A plugin object because pytest_runtest_logreport is not given the config.)"""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.config.stash[SESSION_FAILED].add(report.nodeid)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.pluginmanager.register(_CollectionErrors(session.config), "kubedrill-collection-errors")
+    session.config.pluginmanager.register(_FailedTests(session.config), "kubedrill-failed-tests")
     if session.config.getoption("kd_progress") and not hasattr(session.config, "workerinput"):
         rc = session.config.stash[KD_CONFIG]
         where = (f"existing cluster {rc.cluster.context or rc.cluster.kubeconfig}" if rc.cluster.existing
@@ -358,23 +395,56 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         out["kd_meta"] = {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
                           for k, v in config.stash[SESSION_META].items()}
         return
-    if config.getoption("no_kd_reports"):
+    results: list[TestResult] = config.stash[SESSION_RESULTS]
+    recorded = {r.nodeid for r in results}
+    for nodeid in sorted(config.stash[SESSION_FAILED] - recorded):
+        results.append(TestResult(nodeid=nodeid, suite=_suite_of_path(Path(nodeid.split("::", 1)[0])), outcome="error",
+                                  headline="pytest reported this test failed, but its result never reached kubedrill "
+                                           "(a crashed xdist worker?); see pytest's output"))
+    requested = _requested_suites(config)
+    rc = config.stash.get(KD_CONFIG, None)
+    if not config.getoption("no_kd_reports"):
+        _write(config, int(exitstatus), results, requested, rc)
+    _exit_by_gate(session, int(exitstatus), results, requested, rc)
+
+
+def _exit_by_gate(session: pytest.Session, exitstatus: int, results: list[TestResult], requested: list[str],
+                  rc: RunConfig | None) -> None:
+    """Make pytest's exit status the gate's, so `tox -e NAME` and `kubedrill run` exit as the report
+    says: 0 when only UNKNOWNs the run config allows failed, 5 when a requested suite or the whole
+    run checked nothing (kubedrill.report.results.gate). A session that ran no test at all
+    (--collect-only, --fixtures) keeps pytest's status."""
+    if not results or session.config.option.collectonly:
         return
+    from kubedrill.report import results as R
+
+    decision = R.gate(R.test_docs(results), exitstatus, rc.to_dict()["gate"] if rc else None, requested)
+    if decision.exit_code != exitstatus:
+        session.exitstatus = decision.exit_code
+        session.config.stash[GATE_EXIT] = (exitstatus, decision.exit_code)
+
+
+GATE_EXIT = pytest.StashKey[tuple[int, int]]()
+
+
+def _write(config: pytest.Config, exitstatus: int, results: list[TestResult], requested: list[str],
+           rc: RunConfig | None) -> None:
     from kubedrill.report.writer import write_reports
 
-    if int(exitstatus) == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+    if exitstatus == int(pytest.ExitCode.NO_TESTS_COLLECTED):
         add_session_note(config, f"no tests were collected from {' '.join(config.invocation_params.args) or '.'}: "
                                  "nothing was checked")
     latest = write_reports(
-        results=config.stash[SESSION_RESULTS],
+        results=results,
         outdir=Path(config.getoption("reports_dir")),
         started=config.stash[SESSION_T0],
-        exitstatus=int(exitstatus),
+        exitstatus=exitstatus,
         notes=config.stash[SESSION_NOTES],
         argv=list(config.invocation_params.args),
         meta=config.stash[SESSION_META],
-        config=config.stash[KD_CONFIG].to_dict() if KD_CONFIG in config.stash else None,
+        config=rc.to_dict() if rc else None,
         snapshot=False,
+        requested_suites=requested,
     )
     config.stash[REPORT_DIR] = latest
 
@@ -388,11 +458,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     import json
 
+    from kubedrill.report.summary import allowed_lines
+
     try:
         summary = json.loads((latest / "results.json").read_text())["summary"]
     except (OSError, ValueError, KeyError):
         return
     terminalreporter.write_sep("-", f"kubedrill gate: {summary['gate'].upper()} - {summary['reason']}")
+    for line in allowed_lines(summary):
+        terminalreporter.write_line(line)
+    if GATE_EXIT in config.stash:
+        was, now = config.stash[GATE_EXIT]
+        terminalreporter.write_line(f"exit status {now}, set by the kubedrill gate (pytest's own: {was})")
     terminalreporter.write_line(f"report: {latest / 'report.html'}")
 
 

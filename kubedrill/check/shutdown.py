@@ -4,6 +4,9 @@ The input is one TerminationRecord per pod: what the kubelet, the app and the cl
 times are on ONE clock (seconds; the test's monotonic clock by convention, see
 kubedrill.record.termination for converting the app's times). The checker judges, in order:
 
+  probe load  the pod went unready (or stopped answering health checks sent straight to it) while
+              only the in-flight probe was running, before the deletion: UNKNOWN, the probe's load
+              and not the termination may explain what follows
   evidence    an exit (code or time) and a start (deletion or SIGTERM) must be recorded, else UNKNOWN
   SIGKILL     exit 137 / killed: why (SIGTERM ignored, shutdown too slow, or killed early)
   exit code   anything but `expected_exit_codes` after SIGTERM
@@ -14,8 +17,9 @@ kubedrill.record.termination for converting the app's times). The checker judges
   traffic     continuous-traffic failures from deletion to exit (+settle): zero by default
 
 Every aspect rests on evidence any pod leaves (container status, Kubernetes events, what clients
-saw, requests sent straight to the pod); the app's own lifecycle record (`app_record`) only
-sharpens the times. What cannot be observed is UNKNOWN, never PASS.
+saw, requests sent straight to the pod, and on kind nodes the container runtime's own view: the
+exit status containerd reaped, and the exec it ran for a preStop hook); the app's own lifecycle
+record (`app_record`) only sharpens the times. What cannot be observed is UNKNOWN, never PASS.
 
 Why these defaults are strict: each item is a real incident class during node maintenance, and a
 gate that tolerates "a few" dropped requests hides exactly the bug this suite exists to find.
@@ -31,7 +35,7 @@ from typing import Sequence
 from kubedrill.check.verdict import Figure, Verdict, combine
 from kubedrill.record import Operation
 from kubedrill.record import series as S
-from kubedrill.record.termination import PodEvidence, TerminationRecord
+from kubedrill.record.termination import SIGKILL_EXIT, PodEvidence, TerminationRecord
 
 CHECK = "shutdown"
 SIGTERM_EXIT = 143
@@ -57,9 +61,14 @@ def check_shutdown(rec: TerminationRecord, thresholds: ShutdownThresholds = Shut
     if t0 is None:
         return Verdict.unknown(name, f"pod {rec.pod}: neither the deletion time nor SIGTERM receipt was recorded, so the "
                                      "shutdown cannot be timed; record the deletion request time")
-    if rec.exit_at is None and rec.exit_code is None:
+    overload = _probe_overload(rec, t0)
+    if overload is not None:
+        return Verdict.unknown(name, overload)
+    if rec.exit_at is None and rec.exit_status is None:
         return Verdict.unknown(name, f"pod {rec.pod}: no container exit was recorded (exit code and time unknown): the pod "
-                                     "status was not captured before the pod disappeared; watch the pod until it is gone")
+                                     "status was not captured before the pod disappeared and the container runtime "
+                                     f"did not report it either ({rec.runtime_note or 'no exit event'}); watch the pod "
+                                     "until it is gone")
     verdicts = [
         _killed(rec, t0),
         _exit_code(rec, thresholds),
@@ -99,19 +108,62 @@ def _figures(rec: TerminationRecord, t0: float) -> list[Figure]:
         Figure("listener_closed_after_deletion", rel(rec.shutdown_began_at), "s", rec.pod),
         Figure("exit_after_deletion", rel(rec.exit_at), "s", rec.pod),
         Figure("grace_period", rec.grace_seconds, "s", rec.pod),
-        Figure("exit_code", rec.exit_code, "code", rec.pod),
+        Figure("exit_code", rec.exit_status, "code", rec.pod if rec.runtime_exit_code is None
+               else f"{rec.pod}: as the container runtime reaped it (API status: {rec.exit_code}/{rec.reason})"),
     ]
     if rec.prestop_start is not None and rec.prestop_end is not None:
         figs.append(Figure("prestop_duration", round(rec.prestop_end - rec.prestop_start, 3), "s", rec.pod))
     return figs
 
 
+def _probe_overload(rec: TerminationRecord, t0: float) -> str | None:
+    """The reason to judge nothing, when the in-flight probe itself took the pod down before its
+    deletion: it answered health checks sent straight to it (or was Ready) before the probe began,
+    then went unready or left one unanswered while only the probe's requests were added. Everything
+    after that (failed traffic, a slow exit) may be the probe's doing, not the app's shutdown."""
+    if not rec.inflight:
+        return None
+    since = min(o.start for o in rec.inflight)
+    if since >= t0:
+        return None
+    load = sum(1 for o in rec.inflight if o.start <= t0)
+    before = [o for o in rec.direct if o.end <= since]
+    during = [o for o in rec.direct if o.start >= since and o.end <= t0]
+    healthy_before = bool(before) and before[-1].outcome == "ok"
+    missed = [o for o in during if o.outcome != "ok"]
+    sign = None
+    if rec.unready_at is not None and since <= rec.unready_at < t0:
+        sign = f"it was seen NotReady {rec.unready_at - since:.1f} s after the probe began"
+    elif healthy_before and missed:
+        sign = (f"a health check sent straight to it got {missed[0].detail or missed[0].outcome} "
+                f"{missed[0].start - since:.1f} s after the probe began")
+    if sign is None:
+        return None
+    return (f"pod {rec.pod}: the in-flight probe itself made the pod unready at {load} concurrent request(s), "
+            f"before its deletion ({sign}; it answered before the probe): the shutdown is not judged, because the probe's load, not the "
+            "termination, may explain what followed; send fewer in-flight requests per pod (the drill caps them at "
+            "what the pod sustained while idle) or give the app more workers")
+
+
 def _killed(rec: TerminationRecord, t0: float) -> Verdict | None:
     if rec.reason == "OOMKilled":
         return Verdict.fail("sigkill", f"pod {rec.pod} was OOMKilled during shutdown: the shutdown path needs more memory "
                                    "than the container limit; raise the limit or lower the memory used while draining")
+    if rec.sigkilled is None and rec.exit_status is None and rec.status_guessed:
+        return Verdict.unknown("sigkill", f"pod {rec.pod}: the kubelet lost the container and wrote exit code "
+                                      f"{rec.exit_code} ({rec.reason}) as a guess, and the container runtime's exit "
+                                      f"status was not seen ({rec.runtime_note or 'not watched'}): whether it was "
+                                      "SIGKILLed cannot be told")
     if not rec.killed:
         return None
+    v = _kill_verdict(rec, t0)
+    if rec.sigkilled is None and rec.runtime_exit_code is not None and (rec.exit_code is None or rec.status_guessed):
+        v.reason += (f" (exit status {rec.runtime_exit_code}, signal 9, as the container runtime reaped it; the API status "
+                     f"was {'missing' if rec.exit_code is None else 'a guess: ' + str(rec.reason)})")
+    return v
+
+
+def _kill_verdict(rec: TerminationRecord, t0: float) -> Verdict:
     grace = f"{rec.grace_seconds:g} s"
     # Tolerance: Kubernetes reports finishedAt in whole seconds, and the runtime kills a little late.
     if rec.exit_at is not None and rec.exit_at - t0 < rec.grace_seconds - max(1.5, 0.1 * rec.grace_seconds):
@@ -143,7 +195,7 @@ def _kill_cause(rec: TerminationRecord, t0: float) -> str:
     """Why a pod without a lifecycle record was killed, from requests sent straight to it: still
     answering until the kill means it ignored SIGTERM; no longer answering well before it means it
     reacted (closed its listener) but did not finish in time."""
-    assert rec.exit_at is not None or rec.exit_code is not None
+    assert rec.exit_at is not None or rec.exit_status is not None
     after = sorted((o for o in rec.direct if o.start >= t0), key=lambda o: o.start)
     kill = rec.exit_at if rec.exit_at is not None else t0 + rec.grace_seconds
     answered = [o for o in after if o.outcome == "ok"]
@@ -165,15 +217,21 @@ def _kill_cause(rec: TerminationRecord, t0: float) -> str:
 def _exit_code(rec: TerminationRecord, th: ShutdownThresholds) -> Verdict | None:
     if rec.killed or rec.reason == "OOMKilled":
         return None
-    if rec.exit_code is None:
-        return Verdict.unknown("exit-code", f"pod {rec.pod}: the container's exit code was not recorded")
-    if rec.exit_code == SIGTERM_EXIT and SIGTERM_EXIT not in th.expected_exit_codes:
-        return Verdict.fail("exit-code", f"exit code {SIGTERM_EXIT} on SIGTERM: the process died of SIGTERM's default action, with "
-                                   "no handler, so in-flight requests were cut off; handle SIGTERM, drain, and exit 0")
-    if rec.exit_code not in th.expected_exit_codes:
-        return Verdict.fail("exit-code", f"exit code {rec.exit_code} on SIGTERM: Kubernetes marks the container as Error, which looks "
-                                   "like a crash to restart policies, Jobs and alerts; exit 0 after a clean shutdown")
-    return Verdict.ok("exit-code", f"exit code {rec.exit_code}")
+    code = rec.exit_status
+    if code is None:
+        guessed = f" (the API's {rec.exit_code} is the kubelet's guess: {rec.reason})" if rec.status_guessed else ""
+        return Verdict.unknown("exit-code", f"pod {rec.pod}: the container's exit code was not recorded{guessed}, and "
+                                        f"the container runtime did not report it ({rec.runtime_note or 'no exit event'})")
+    source = (" (as the container runtime reaped it; the API status had none)"
+              if rec.runtime_exit_code is not None and (rec.exit_code is None or rec.status_guessed) else "")
+    if code == SIGTERM_EXIT and SIGTERM_EXIT not in th.expected_exit_codes:
+        return Verdict.fail("exit-code", f"exit code {SIGTERM_EXIT} on SIGTERM{source}: the process died of SIGTERM's default "
+                                   "action, with no handler, so in-flight requests were cut off; handle SIGTERM, drain, "
+                                   "and exit 0")
+    if code not in th.expected_exit_codes:
+        return Verdict.fail("exit-code", f"exit code {code} on SIGTERM{source}: Kubernetes marks the container as Error, which "
+                                   "looks like a crash to restart policies, Jobs and alerts; exit 0 after a clean shutdown")
+    return Verdict.ok("exit-code", f"exit code {code}{source}")
 
 
 def _grace(rec: TerminationRecord, t0: float, th: ShutdownThresholds) -> Verdict | None:
@@ -194,6 +252,28 @@ def _prestop(rec: TerminationRecord, th: ShutdownThresholds) -> Verdict | None:
     if rec.prestop_failed is not None:
         return Verdict.fail("prestop", f"preStop hook failed in pod {rec.pod} (FailedPreStopHook: {rec.prestop_failed[:200]}): "
                                    "check the hook command exists in the image and exits 0")
+    if rec.prestop_exit_code not in (None, 0):
+        end, took = rec.prestop_end, _span(rec.prestop_start, rec.prestop_end)
+        # Killed, not failed: at the container's own end, or when the grace period ran out (the
+        # kubelet's exec timeout), the runtime ends the hook with a signal.
+        t0 = rec.start
+        out_of_time = end is not None and (
+            (rec.exit_at is not None and end >= rec.exit_at - 0.5)
+            or (t0 is not None and end - t0 >= rec.grace_seconds - 1.0))
+        if rec.prestop_exit_code in (SIGKILL_EXIT, SIGTERM_EXIT) and out_of_time:
+            return Verdict.fail("prestop", f"preStop hook in pod {rec.pod} was still running when the grace period ran out "
+                                       f"(the container runtime ended it with exit {rec.prestop_exit_code} after {took}): "
+                                       f"it must finish well within the {rec.grace_seconds:g} s grace period; shorten it "
+                                       "or raise terminationGracePeriodSeconds")
+        return Verdict.fail("prestop", f"preStop hook failed in pod {rec.pod}: the container runtime ran it and it exited "
+                                   f"{rec.prestop_exit_code} after {took}; check the hook command exists in the image "
+                                   "and exits 0")
+    if rec.runtime_prestop == "not-run" and rec.prestop_start is None:
+        return Verdict.fail("prestop", f"preStop hook did not run in pod {rec.pod}: the container runtime, watched from before "
+                                   "the deletion to the container's exit, ran no exec in the container; check the hook "
+                                   "is declared on the container that serves")
+    if not rec.app_record and rec.runtime_prestop == "ran":
+        return _prestop_duration(rec, th, by_runtime=True)
     if not rec.app_record:
         if "Killing" not in rec.kube_events:
             return Verdict.unknown("prestop", f"pod {rec.pod}: no Kubernetes event of its termination was captured (no "
@@ -203,16 +283,29 @@ def _prestop(rec: TerminationRecord, th: ShutdownThresholds) -> Verdict | None:
     if rec.prestop_start is None:
         return Verdict.fail("prestop", f"preStop hook did not run in pod {rec.pod} (no prestop-start was recorded): check the "
                                    "hook command exists in the image and look for FailedPreStopHook events on the pod")
-    if th.min_prestop_seconds is not None and rec.prestop_end is not None:
-        took = rec.prestop_end - rec.prestop_start
-        if took < th.min_prestop_seconds:
-            return Verdict.fail("prestop", f"preStop hook ran only {took:.1f} s (need >= {th.min_prestop_seconds:g} s for endpoint "
-                                       "removal to propagate); lengthen its sleep")
-    return Verdict.ok("prestop", "preStop hook ran")
+    return _prestop_duration(rec, th, by_runtime=False)
+
+
+def _span(start: float | None, end: float | None) -> str:
+    return "an unknown time" if start is None or end is None else f"{end - start:.1f} s"
+
+
+def _prestop_duration(rec: TerminationRecord, th: ShutdownThresholds, by_runtime: bool) -> Verdict:
+    assert rec.prestop_start is not None
+    took = None if rec.prestop_end is None else rec.prestop_end - rec.prestop_start
+    if th.min_prestop_seconds is not None and took is not None and took < th.min_prestop_seconds:
+        return Verdict.fail("prestop", f"preStop hook ran only {took:.1f} s (need >= {th.min_prestop_seconds:g} s for endpoint "
+                                   "removal to propagate); lengthen its sleep")
+    if not by_runtime:
+        return Verdict.ok("prestop", "preStop hook ran")
+    ran = f"{took:.1f} s, exit {rec.prestop_exit_code}" if took is not None else "still running at the container's exit"
+    return Verdict.ok("prestop", f"preStop hook ran (the container runtime ran its exec: {ran})")
 
 
 def _inflight(rec: TerminationRecord, t0: float, th: ShutdownThresholds) -> Verdict | None:
     if not rec.inflight:
+        if th.require_inflight and rec.inflight_skipped:
+            return Verdict.unknown("in-flight", f"pod {rec.pod}: no in-flight request was probed: {rec.inflight_skipped}")
         if th.require_inflight:
             return Verdict.unknown("in-flight", f"pod {rec.pod}: no in-flight request was probed, so draining was not tested; "
                                           "give the workload spec a slow_path (any URL that takes a while)")
@@ -306,4 +399,24 @@ def termination_figures(rec: TerminationRecord, ev: PodEvidence, settle_s: float
     figs.append(Figure("inflight_failed", sum(1 for o in rec.inflight if o.outcome != "ok"), "requests", rec.pod))
     kube = ", ".join(sorted({e.reason for e in ev.events}))
     figs.append(Figure("exit_reason", ev.exit_code, "code", f"{rec.pod}: {ev.reason}; events: {kube}"))
+    figs.append(_runtime_figure(rec, ev, t0))
     return figs
+
+
+def _runtime_figure(rec: TerminationRecord, ev: PodEvidence, t0: float) -> Figure:
+    """The container runtime's view of this pod's end, or why there is none."""
+    rt = ev.runtime
+    if rt is None or not rt.available:
+        return Figure("runtime_exit_code", None, "code", f"{rec.pod}: not seen by the container runtime: "
+                                                         f"{rec.runtime_note or 'not watched'}")
+    parts = [f"containerd reaped exit status {rt.exit_code}" + (f" (signal {rt.signal})" if rt.signal else "")]
+    if rec.runtime_exit_at is not None:
+        parts.append(f"at {rec.runtime_exit_at - t0:+.3f} s after deletion")
+    if rt.reason:
+        parts.append(f"reason {rt.reason}")
+    if rec.runtime_prestop == "ran" and rec.prestop_start is not None:
+        took = "" if rec.prestop_end is None else f" for {rec.prestop_end - rec.prestop_start:.2f} s"
+        parts.append(f"preStop exec ran{took} from {rec.prestop_start - t0:+.2f} s, exit {rec.prestop_exit_code}")
+    elif rec.runtime_prestop == "not-run":
+        parts.append("no exec ran in the container (no preStop hook)")
+    return Figure("runtime_exit_code", rt.exit_code, "code", f"{rec.pod}: " + ", ".join(parts))

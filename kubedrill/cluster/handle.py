@@ -1,12 +1,17 @@
 """The typed handle every suite receives: one cluster, however it came to be.
 
-A `Cluster` is either a kind cluster kubedrill created (provider "kind": node commands run with
-`docker exec`) or an existing cluster attached by kubeconfig/context (provider "existing": only the
-Kubernetes API and kubectl; node commands raise NodeAccessUnavailable with the reason).
+The provider says what kubedrill may do with the cluster:
+  kind     a kind cluster on this host: node commands run with `docker exec`, and the NodePorts its
+           config maps reach 127.0.0.1 (kubedrill's own clusters, or one attached by kubeconfig)
+  generic  any conformant cluster, attached by kubeconfig/context: the Kubernetes API and kubectl
+           only. Node commands raise NodeAccessUnavailable naming what is missing, no host ports.
+A kind cluster can be handed out as `generic` (`as_generic()`): that is how a staging cluster,
+which gives no node access, is rehearsed on a runner.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -14,11 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
-Provider = Literal["kind", "existing"]
+Provider = Literal["kind", "generic"]
+PROVIDERS: tuple[Provider, ...] = ("kind", "generic")
 
 
 class NodeAccessUnavailable(RuntimeError):
-    """Raised when a suite needs a shell on a node the provider cannot give (existing clusters)."""
+    """Raised when a suite needs a shell on a node the provider cannot give (provider generic)."""
+
+
+def missing_node_access(provider: str) -> str | None:
+    """What a provider without a shell on nodes lacks, and the fix; None for kind."""
+    if provider == "kind":
+        return None
+    return (f"provider {provider} gives Kubernetes API only (no shell on nodes); attach a kind cluster on this host "
+            "with --provider kind to run it")
 
 
 class CommandFailed(RuntimeError):
@@ -87,7 +101,7 @@ class Cluster:
     kubeconfig: Path
     provider: Provider
     context: str | None = None
-    config_name: str = "existing"
+    config_name: str = "attached"
     k8s_version: str = ""
     node_image: str = ""
     # role -> node names; roles are "control-plane" and "worker".
@@ -140,14 +154,21 @@ class Cluster:
     def all_nodes(self) -> list[str]:
         return self.control_planes + self.workers
 
+    @property
+    def node_access(self) -> str | None:
+        """None when commands can run on nodes; else what is missing, for a skip or an error."""
+        return missing_node_access(self.provider)
+
+    def as_generic(self) -> "Cluster":
+        """The same cluster as a user without node access sees it: API only, no host ports."""
+        return dataclasses.replace(self, provider="generic", port_map={})
+
     def node_exec(self, node: str, *cmd: str, timeout: float = 120, check: bool = True,
                   input: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command on a node (kind: `docker exec` into the node container)."""
-        if self.provider != "kind":
-            raise NodeAccessUnavailable(
-                f"running commands on node {node} needs node access, which an existing cluster attached by "
-                "kubeconfig does not give; run this suite on a kind cluster or configure node access"
-            )
+        missing = self.node_access
+        if missing is not None:
+            raise NodeAccessUnavailable(f"running a command on node {node} needs a shell on nodes: {missing}")
         return run(["docker", "exec", *(["-i"] if input is not None else []), node, *cmd],
                    timeout=timeout, check=check, input=input)
 

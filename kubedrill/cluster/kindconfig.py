@@ -10,7 +10,7 @@ import yaml
 
 from kubedrill.cluster.paths import KIND_CONFIGS
 
-NAMED_CONFIGS = ("single", "three-node", "ha")
+NAMED_CONFIGS = ("single", "three-node", "ha", "node-loss")
 DEFAULT_CONFIG = "three-node"
 # NodePorts mapped to 127.0.0.1 on every node: the sample app uses 30080; 30081-30082 are for
 # user workloads.

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from kubedrill.cluster.paths import ENGINE_DIR, IMAGES_DIR, cache_dir, default_k8s_version, kind_binary, versions
 from kubedrill.cluster.progress import say
@@ -22,11 +23,12 @@ class SetupError(RuntimeError):
     """A prerequisite is missing; the message names it and the fix."""
 
 
-def _stream(argv: list[str], what: str, timeout: float) -> str:
-    """Run a recipe, echoing its progress lines; return its last stdout line."""
-    say(f"{what} ...")
+def run_recipe(argv: list[str], what: str, timeout: float, echo: Callable[[str], None] = say) -> list[str]:
+    """Run a build recipe, echoing its `[kubedrill ...]` progress lines as they come (a cold build
+    runs for many minutes); return all its output lines. SetupError names the recipe's last
+    `ERROR:` line when it printed one, else its output's tail."""
+    echo(f"{what} ...")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    last = ""
     lines: list[str] = []
     assert proc.stdout is not None
     try:
@@ -34,17 +36,23 @@ def _stream(argv: list[str], what: str, timeout: float) -> str:
             line = line.rstrip()
             lines.append(line)
             if line.startswith("[kubedrill"):
-                say("  " + line)
-            elif line:
-                last = line
+                echo("  " + line)
         proc.wait(timeout=timeout)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(timeout=30)
     if proc.returncode != 0:
-        tail = "\n".join(lines[-25:])
-        raise SetupError(f"{what} failed (exit {proc.returncode}). Last output:\n{tail}")
-    return last
+        errors = [ln.split("ERROR: ", 1)[1] for ln in lines if "] ERROR: " in ln]
+        raise SetupError(errors[-1] if errors else
+                         f"{what} failed (exit {proc.returncode}). Last output:\n" + "\n".join(lines[-25:]))
+    return lines
+
+
+def _stream(argv: list[str], what: str, timeout: float) -> str:
+    """Run a recipe (run_recipe); return its last stdout line that is not progress."""
+    lines = run_recipe(argv, what, timeout)
+    return next((ln for ln in reversed(lines) if ln and not ln.startswith("[kubedrill")), "")
 
 
 def docker_ok() -> tuple[bool, str]:
@@ -113,6 +121,22 @@ def build_node_image(version: str) -> str:
                    timeout=7200)
 
 
+LOCUST_RECIPE = IMAGES_DIR / "build-locust.sh"
+
+
+def locust_image_tag() -> str:
+    """The reference build-locust.sh builds now (its recipe hash); needs no Docker."""
+    p = subprocess.run(["bash", str(LOCUST_RECIPE), "--print-tag"], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0 or not p.stdout.strip():
+        raise SetupError(f"{LOCUST_RECIPE} --print-tag failed (exit {p.returncode}): {p.stderr.strip()[-500:]}")
+    return p.stdout.strip().splitlines()[-1]
+
+
+def build_locust_image() -> str:
+    """The in-cluster load image (kubedrill.load.incluster), built offline if missing; cached by recipe hash."""
+    return _stream(["bash", str(LOCUST_RECIPE)], "building the in-cluster locust image (cold: ~3-5 min)", timeout=1800)
+
+
 def choose_node_image(version: str | None = None, override: str | None = None, allow_pull: bool | None = None) -> NodeImage:
     version = version or default_k8s_version()
     override = override or os.environ.get("KUBEDRILL_NODE_IMAGE")
@@ -144,7 +168,8 @@ def ensure_ready(k8s_version: str | None = None, need_kind: bool = True, node_im
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`kubedrill build [--version vX] [--all]`: build and cache everything offline."""
+    """`kubedrill build [--version vX] [--all]`: build and cache everything offline (node images and
+    the in-cluster locust image)."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="kubedrill build", description=__doc__)
@@ -159,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_kind()
         for v in vs:
             say(f"node image for {v}: {build_node_image(v)}")
+        say(f"in-cluster load image: {build_locust_image()}")
     except SetupError as exc:
         say(f"ERROR: {exc}")
         return 2

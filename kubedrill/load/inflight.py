@@ -7,7 +7,9 @@ it is in flight on the terminated pod when its deletion begins and still running
 requests must keep starting until the last deletion. Each request is a kubedrill.load.SlowProbe
 (one fresh connection, headers at once, complete by HTTP framing); this only schedules them,
 bounded in count and in time. The shutdown drill runs one per pod, each through that pod's
-port-forward (kubedrill.load.direct, `pod=`), so the holder is known without the app's help.
+port-forward (kubedrill.load.direct, `pod=`), so the holder is known without the app's help, and
+with `max_in_flight` no higher than what the pod sustained while idle (kubedrill.load.probe
+measure_capacity): a tick that would exceed it starts fewer requests, or none.
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ class _Started:
 
 
 class SlowStream:
-    """Start `per_tick` slow requests of `seconds` every `every_s` until `stop_starting()`."""
+    """Start `per_tick` slow requests of `seconds` every `every_s` until `stop_starting()`, never more
+    than `max_in_flight` running at once (None: no cap)."""
 
     def __init__(self, base_url: str, seconds: float, *, recorder: Recorder, every_s: float = 0.25, per_tick: int = 2,
                  max_requests: int = 600, max_run_s: float = 300, path_template: str = "/slow?seconds={seconds}",
-                 margin_s: float = 15, expected_size: int | None = None, pod: str | None = None) -> None:
+                 margin_s: float = 15, expected_size: int | None = None, pod: str | None = None,
+                 max_in_flight: int | None = None) -> None:
         if every_s <= 0 or per_tick < 1 or max_requests < 1 or max_run_s <= 0:
             raise ValueError("every_s, per_tick, max_requests and max_run_s must be positive: the stream is bounded")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1 (or None), got {max_in_flight}")
+        self.max_in_flight = max_in_flight
         self.base_url, self.seconds, self.recorder = base_url, seconds, recorder
         self.every_s, self.per_tick, self.max_requests, self.max_run_s = every_s, per_tick, max_requests, max_run_s
         self.path_template, self.margin_s, self.expected_size = path_template, margin_s, expected_size
@@ -60,14 +67,16 @@ class SlowStream:
         deadline = time.monotonic() + self.max_run_s
         count = 0
         while not self._stop.is_set() and count < self.max_requests and time.monotonic() < deadline:
-            probe = SlowProbe(self.base_url, self.seconds, count=self.per_tick, path_template=self.path_template,
-                              margin=self.margin_s, recorder=self.recorder,
-                              expected_size=self.expected_size, pod=self.pod)
-            at = time.monotonic()
-            probe.start()
-            with self._lock:
-                self._started.append(_Started(at, probe))
-            count += self.per_tick
+            room = self.per_tick if self.max_in_flight is None else min(self.per_tick, self.max_in_flight - self.running)
+            if room > 0:
+                probe = SlowProbe(self.base_url, self.seconds, count=room, path_template=self.path_template,
+                                  margin=self.margin_s, recorder=self.recorder,
+                                  expected_size=self.expected_size, pod=self.pod)
+                at = time.monotonic()
+                probe.start()
+                with self._lock:
+                    self._started.append(_Started(at, probe))
+                count += room
             self._stop.wait(self.every_s)
 
     def stop_starting(self) -> None:
@@ -88,7 +97,14 @@ class SlowStream:
     @property
     def started(self) -> int:
         with self._lock:
-            return len(self._started) * self.per_tick
+            return sum(s.probe.count for s in self._started)
+
+    @property
+    def running(self) -> int:
+        """Requests started and not yet ended."""
+        with self._lock:
+            started = list(self._started)
+        return sum(s.probe.count - len(s.probe.operations) for s in started)
 
     @property
     def operations(self) -> list[Operation]:

@@ -55,7 +55,7 @@ class LagQueue:
 
 
 class LaggedEndpoints:
-    def __init__(self, cluster: Cluster, namespace: str, service: str, node_port: int, recorder: Recorder, *,
+    def __init__(self, cluster: Cluster, namespace: str, service: str, node_port: int | None, recorder: Recorder, *,
                  lag_s: float = 1.0, poll_s: float = 0.1, max_run_s: float = 1800) -> None:
         if lag_s < 0 or poll_s <= 0 or max_run_s <= 0:
             raise ValueError("lag_s must be >= 0, poll_s and max_run_s > 0")
@@ -116,8 +116,10 @@ class LaggedEndpoints:
         core.create_namespaced_service(self.namespace, {  # type: ignore[arg-type]
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
+            # node_port None: a ClusterIP Service, reached by pods in the cluster by its DNS name.
             "spec": {"type": "NodePort", "ports": [{"name": port["name"], "port": 80, "protocol": port["protocol"],
-                                                     "nodePort": self.node_port}]},
+                                                     "nodePort": self.node_port}]} if self.node_port is not None else
+                    {"type": "ClusterIP", "ports": [{"name": port["name"], "port": 80, "protocol": port["protocol"]}]},
         })
         self._write(eps, create=True)
         self._thread.start()

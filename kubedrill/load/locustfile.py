@@ -13,8 +13,11 @@ listener writes one JSON line per request to $KD_LOAD_OUT/requests-<pid>.jsonl:
 CLOCK_MONOTONIC is system-wide on Linux, so "e" is directly comparable with the parent's
 time.monotonic() (tests/unit/test_load_clock.py checks this); "s" allows a wall-clock fallback.
 
-Configuration comes from the environment (set by kubedrill.load.runner.LoadRunner):
-KD_LOAD_OUT (required), KD_LOAD_PATH (/), KD_LOAD_RATE_PER_USER (0 = no pacing),
+Configuration comes from the environment (set by kubedrill.load.runner.LoadRunner, or by
+kubedrill.load.incluster.InClusterLoad, which ships this file to its pods in a ConfigMap):
+KD_LOAD_OUT (required), KD_LOAD_FILE (the exact file to append to, instead of requests-<pid>.jsonl
+in KD_LOAD_OUT: a worker pod's one locust process keeps one file across container restarts),
+KD_LOAD_PATH (/), KD_LOAD_RATE_PER_USER (0 = no pacing),
 KD_LOAD_MAX_PER_USER (0 = unlimited), KD_LOAD_TIMEOUT (5 s), KD_LOAD_KEEPALIVE (1; 0 = a new
 connection per request, which is what exposes stale Service routing to a terminating pod).
 """
@@ -38,6 +41,7 @@ TIMEOUT = float(os.environ.get("KD_LOAD_TIMEOUT", "5") or 5)
 # "Connection: close" makes every request open a new connection, routed afresh by the Service.
 HEADERS = {} if os.environ.get("KD_LOAD_KEEPALIVE", "1") != "0" else {"Connection": "close"}
 OUT_DIR = os.environ.get("KD_LOAD_OUT", "")
+OUT_FILE = os.environ.get("KD_LOAD_FILE", "")
 
 _out: IO[str] | None = None
 _flushed_at = 0.0
@@ -49,7 +53,8 @@ def _sink() -> IO[str]:
     if _out is None:
         if not OUT_DIR:
             raise RuntimeError("KD_LOAD_OUT is not set: this locustfile is meant to be run by kubedrill's LoadRunner")
-        _out = open(os.path.join(OUT_DIR, f"requests-{os.getpid()}.jsonl"), "a", buffering=1 << 16, encoding="utf-8")
+        path = OUT_FILE or os.path.join(OUT_DIR, f"requests-{os.getpid()}.jsonl")
+        _out = open(path, "a", buffering=1 << 16, encoding="utf-8")
     return _out
 
 

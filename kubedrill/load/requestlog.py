@@ -23,10 +23,13 @@ class ParsedLog:
 
 
 def parse_request_lines(
-    lines: Iterable[str], *, client: str = "locust", clock: Clock = "mono", recorder: Recorder | None = None
+    lines: Iterable[str], *, client: str = "locust", clock: Clock = "mono", recorder: Recorder | None = None,
+    offset: float = 0.0,
 ) -> ParsedLog:
     """Parse request lines. clock="mono": use the CLOCK_MONOTONIC end time as is (same host);
-    clock="wall": place each request by its wall start time via recorder.wall0/mono0."""
+    clock="wall": place each request by its wall start time via recorder.wall0/mono0, after taking
+    off `offset` (s), the writer's clock minus this host's (a pod's clock, measured by
+    kubedrill.load.podclock)."""
     if clock == "wall" and recorder is None:
         raise ValueError("clock='wall' needs the recorder whose wall0/mono0 map wall time to the test clock")
     ops: list[Operation] = []
@@ -43,7 +46,7 @@ def parse_request_lines(
                 start = end - latency
             else:
                 assert recorder is not None
-                start = recorder.mono0 + (float(d["s"]) - recorder.wall0)
+                start = recorder.mono0 + (float(d["s"]) - offset - recorder.wall0)
                 end = start + latency
             status = int(d.get("c", 0))
             outcome: Outcome = "ok" if d["o"] == "ok" else "fail"

@@ -122,16 +122,25 @@ class Observer:
                                          int(st.ready_replicas or 0), int(getattr(st, "available_replicas", 0) or 0)))
         return out
 
-    def workload(self, namespace: str, name: str) -> WorkloadState:
-        """A Deployment with its pods, restarts included."""
-        d: Any = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout)
+    def workload(self, namespace: str, name: str, kind: str = "Deployment") -> WorkloadState:
+        """A Deployment, StatefulSet or DaemonSet with its pods, restarts included (a DaemonSet's
+        replicas are the pods it should run: one per node it is scheduled on)."""
+        read = {"Deployment": self.apps.read_namespaced_deployment,
+                "StatefulSet": self.apps.read_namespaced_stateful_set,
+                "DaemonSet": self.apps.read_namespaced_daemon_set}.get(kind)
+        if read is None:
+            raise ValueError(f"workload kind {kind!r} is not Deployment, StatefulSet or DaemonSet")
+        d: Any = read(name, namespace, _request_timeout=self.timeout)
         selector = dict(d.spec.selector.match_labels or {})
         sel = ",".join(f"{k}={v}" for k, v in selector.items())
         listed: Any = self.core.list_namespaced_pod(namespace, label_selector=sel, _request_timeout=self.timeout)
         pods = tuple(sorted((pod_state(p) for p in listed.items), key=lambda p: p.name))
         st = d.status
-        return WorkloadState("Deployment", namespace, name, d.spec.replicas or 0, selector, st.ready_replicas or 0,
-                             st.available_replicas or 0, pods)
+        if kind == "DaemonSet":
+            replicas, ready, available = st.desired_number_scheduled, st.number_ready, st.number_available
+        else:
+            replicas, ready, available = d.spec.replicas, st.ready_replicas, st.available_replicas
+        return WorkloadState(kind, namespace, name, replicas or 0, selector, ready or 0, available or 0, pods)
 
 
 def take_snapshot(cluster: Cluster, namespaces: Iterable[str] = (), label: str = "") -> Snapshot:

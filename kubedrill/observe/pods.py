@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.waits import until
 from kubedrill.record import Recorder
+from kubedrill.record.eviction import PodLife, Toleration, Volume
 from kubedrill.record.termination import KubeEvent, PodEvidence
 
 
@@ -37,6 +38,9 @@ class _PodState:
     container: str | None = None
     spec_grace: float | None = None
     prestop_hook: bool = False
+    prestop_exec_only: bool = False
+    ready: bool | None = None
+    ready_changes: list[tuple[float, bool]] = field(default_factory=list)
     deletion_seen_at: float | None = None
     deletion_timestamp_wall: float | None = None
     deletion_grace: float | None = None
@@ -45,13 +49,38 @@ class _PodState:
     terminated: Any = None  # V1ContainerStateTerminated of the judged container
     statuses: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    # Its life (kubedrill.record.eviction.PodLife): when it was bound, Ready, not Ready again.
+    created_during_watch: bool = False
+    owner_kind: str | None = None
+    scheduled_at: float | None = None
+    tolerations: tuple[Toleration, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+
+
+def _tolerations(spec: Any) -> tuple[Toleration, ...]:
+    return tuple(Toleration(t.key or "", t.operator or "Equal", t.effect or "", t.value or "",
+                            None if t.toleration_seconds is None else float(t.toleration_seconds))
+                 for t in (getattr(spec, "tolerations", None) or []))
+
+
+def _volumes(spec: Any) -> tuple[Volume, ...]:
+    out = []
+    for v in getattr(spec, "volumes", None) or []:
+        if getattr(v, "empty_dir", None) is not None:
+            out.append(Volume(v.name, "emptyDir"))
+        elif getattr(v, "persistent_volume_claim", None) is not None:
+            out.append(Volume(v.name, "persistentVolumeClaim", claim=v.persistent_volume_claim.claim_name))
+        elif getattr(v, "host_path", None) is not None:
+            out.append(Volume(v.name, "hostPath"))
+    return tuple(out)
 
 
 class PodWatch:
     """Watch the pods of `selector` (all pods when empty) in `namespace` from `start()` (a list, then a
     watch from its resourceVersion, so no change is missed) until `stop()`. Bounded by `max_seconds`.
 
-    Recorder events: pod-deleting, pod-terminated (with exit code), pod-gone.
+    Recorder events: pod-deleting, pod-terminated (with exit code), pod-gone; with `lives()` also
+    each pod's binding and readiness over time (a node loss's replacements).
     """
 
     def __init__(self, cluster: Cluster, namespace: str, selector: str = "", recorder: Recorder | None = None, *,
@@ -146,10 +175,25 @@ class PodWatch:
                                container=first.name if first is not None else None,
                                spec_grace=None if spec is None else spec.termination_grace_period_seconds,
                                prestop_hook=bool(first is not None and first.lifecycle is not None
-                                                 and first.lifecycle.pre_stop is not None))
+                                                 and first.lifecycle.pre_stop is not None),
+                               prestop_exec_only=_prestop_exec_only(first))
+                st.created_during_watch = kind != "LISTED"
+                owners = meta.owner_references or []
+                ctrl = next((o for o in owners if o.controller), owners[0] if owners else None)
+                st.owner_kind = ctrl.kind if ctrl is not None else None
+                st.tolerations, st.volumes = _tolerations(spec), _volumes(spec)
                 self._by_uid[meta.uid] = st
+            ready = next((c.status == "True" for c in (status.conditions or []) if c.type == "Ready"), None) \
+                if status is not None else None
+            if ready is not None and ready != st.ready:
+                st.ready = ready
+                st.ready_changes.append((now, ready))
+                if not ready and kind != "LISTED":
+                    self.recorder.event("pod-unready", st.name, at=now)
             if spec is not None and spec.node_name:
                 st.node = spec.node_name
+                if st.scheduled_at is None and st.created_during_watch:
+                    st.scheduled_at = now
             st.labels = dict(meta.labels or {})
             if meta.deletion_timestamp is not None and st.deletion_seen_at is None:
                 st.deletion_seen_at = now
@@ -229,12 +273,44 @@ class PodWatch:
             finished_wall=None if t is None else _wall(t.finished_at),
             statuses=tuple(st.statuses),
             events=tuple(pod_events(self.cluster, self.namespace, pod)) if with_events else (),
-            labels=dict(st.labels),
+            labels=dict(st.labels), prestop_exec_only=st.prestop_exec_only,
+            ready_changes=tuple(st.ready_changes),
         )
+
+    def lives(self) -> list[PodLife]:
+        """Every pod seen (a StatefulSet's replacement is its own entry: same name, new uid), first
+        seen first. A pod listed at the start counts as scheduled and Ready from before the watch."""
+        with self._lock:
+            states = sorted(self._by_uid.values(), key=lambda s: s.first_seen_at)
+            return [PodLife(name=s.name, uid=s.uid, node=s.node, owner_kind=s.owner_kind, first_seen_at=s.first_seen_at,
+                            scheduled_at=s.scheduled_at, ready_at=_first(s.ready_changes, True),
+                            unready_at=_first(s.ready_changes, False, after=_first(s.ready_changes, True)),
+                            deletion_at=s.deletion_seen_at, gone_at=s.gone_at,
+                            created_during_watch=s.created_during_watch, tolerations=s.tolerations,
+                            volumes=s.volumes, labels=dict(s.labels))
+                    for s in states]
 
     def all_evidence(self, with_events: bool = False) -> list[PodEvidence]:
         """Evidence of every pod seen, first seen first."""
         return [self.evidence(name, with_events) for name in self.seen()]
+
+
+def _first(changes: list[tuple[float, bool]], ready: bool, after: float | None = None) -> float | None:
+    """When the pod was first seen with Ready == `ready` (after `after`, if given)."""
+    if after is None and not ready:
+        return None
+    return next((t for t, r in changes if r == ready and (after is None or t >= after)), None)
+
+
+def _prestop_exec_only(container: Any) -> bool:
+    """The container's preStop hook is an exec and none of its probes execs: then every process the
+    runtime starts in it after the deletion is the hook (kubedrill.observe.runtime)."""
+    if container is None or container.lifecycle is None or container.lifecycle.pre_stop is None:
+        return False
+    if container.lifecycle.pre_stop._exec is None:
+        return False
+    probes = (container.readiness_probe, container.liveness_probe, container.startup_probe)
+    return all(p is None or p._exec is None for p in probes)
 
 
 def pod_events(cluster: Cluster, namespace: str, pod: str) -> list[KubeEvent]:

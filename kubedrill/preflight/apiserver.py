@@ -40,6 +40,7 @@ from typing import Callable
 
 from kubedrill.cluster.paths import IMAGES_DIR, cache_dir, versions
 from kubedrill.cluster.progress import say
+from kubedrill.cluster.setup import SetupError, run_recipe
 from kubedrill.preflight import PreflightError
 
 BUILD_SCRIPT = IMAGES_DIR / "build-apiserver.sh"
@@ -76,27 +77,12 @@ def ensure_built(version: str, timeout: float = 3600, echo: Callable[[str], None
     hit = cached(version)
     if hit is not None:
         return hit
-    echo(f"building kube-apiserver {version} for preflight (cold on 2 cores: ~5-10 min) ...")
-    proc = subprocess.Popen(["bash", str(BUILD_SCRIPT), version], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    lines: list[str] = []
-    assert proc.stdout is not None
     try:
-        for line in proc.stdout:
-            line = line.rstrip()
-            lines.append(line)
-            if line.startswith("[kubedrill"):
-                echo("  " + line)
-        proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    errors = [ln.split("ERROR: ", 1)[1] for ln in lines if "[kubedrill build] ERROR: " in ln]
-    if proc.returncode != 0:
-        raise PreflightError(errors[-1] if errors else
-                             f"building kube-apiserver {version} failed (exit {proc.returncode}):\n"
-                             + "\n".join(lines[-20:]))
+        lines = run_recipe(["bash", str(BUILD_SCRIPT), version],
+                           f"building kube-apiserver {version} for preflight (cold on 2 cores: ~5-10 min)", timeout,
+                           echo=echo)
+    except SetupError as exc:
+        raise PreflightError(f"building kube-apiserver {version} failed: {exc}") from exc
     last = next((ln for ln in reversed(lines) if ln.startswith("kube-apiserver=")), "")
     parts = dict(p.split("=", 1) for p in last.split())
     if "kube-apiserver" not in parts or "etcd" not in parts:

@@ -12,12 +12,16 @@ resolution of one second (metav1.Time), so better sources win where they exist:
             requests sent straight to it) in its termination message (the sample app writes one; any
             app may, see kubedrill.record.lifecycle), read on CLOCK_MONOTONIC when the app shares
             this host's kernel (kind) and on wall time otherwise
-  exit      without an app record: finishedAt (truncated to the second) + 0.5 s, capped by the
-            moment the watch saw the container terminated, so within +-0.5 s
+  exit      without an app record: the container runtime's exited_at where it was watched (kind
+            nodes: containerd's task exit event, nanoseconds), else finishedAt (truncated to the
+            second) + 0.5 s, capped by the moment the watch saw the container terminated (+-0.5 s)
+  preStop   without an app record, an exec preStop hook is a process containerd starts in the
+            container: where the runtime was watched, its exec start and exit are the hook's run
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -26,6 +30,9 @@ from kubedrill.record import Operation, Recorder
 from kubedrill.record.lifecycle import AppLifecycle, parse_lifecycle
 
 SIGKILL_EXIT = 137
+# The kubelet writes this reason, with exit code 137, when it could not find the container to read
+# its status: the 137 is the kubelet's guess, not a SIGKILL anyone saw.
+STATUS_UNKNOWN_REASON = "ContainerStatusUnknown"
 # Finished-at has one-second resolution: the true exit lies in [finishedAt, finishedAt + 1).
 FINISHED_AT_RESOLUTION_S = 1.0
 
@@ -40,6 +47,54 @@ class KubeEvent:
     count: int
     first_wall: float | None
     last_wall: float | None
+
+
+@dataclass(frozen=True)
+class RuntimeExec:
+    """A process the runtime started inside the container after the watch began (an exec preStop
+    hook, an exec probe, kubectl exec): containerd's exec-started and exit events. Unix times."""
+
+    exec_id: str
+    started_wall: float | None
+    exited_wall: float | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeEvidence:
+    """The container runtime's own view of the judged container's end (containerd on a kind node).
+
+    Why: the API's container status is the kubelet's copy, truncated to whole seconds, missing when
+    the watch lost the pod, and guessed (137, ContainerStatusUnknown) when the kubelet lost the
+    container. containerd reaped the process itself: its task exit event carries the exit status
+    (128 + n when killed by signal n) and the time to the nanosecond, and every exec it ran in the
+    container (an exec preStop hook) shows with its own start, end and exit status.
+
+    available: the runtime was watched from before the termination to the container's exit;
+    False with `note` saying why not (not a kind node, no container id, the stream failed).
+    watched_from_wall: when the event stream was known to be running (execs after it are all seen).
+    exit_code, exited_wall: containerd's /tasks/exit event for the container's init process.
+    started_wall, finished_wall, reason: `crictl inspect` status, read right after the exit,
+    before the kubelet removes the container.
+    """
+
+    available: bool
+    note: str = ""
+    container_id: str | None = None
+    watched_from_wall: float | None = None
+    exit_code: int | None = None
+    exited_wall: float | None = None
+    started_wall: float | None = None
+    finished_wall: float | None = None
+    reason: str | None = None
+    execs: tuple[RuntimeExec, ...] = ()
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that killed the process, from the exit status the runtime reaped (128 + n)."""
+        if self.exit_code is None or not 128 < self.exit_code <= 128 + 64:
+            return None
+        return self.exit_code - 128
 
 
 @dataclass(frozen=True)
@@ -66,6 +121,11 @@ class PodEvidence:
     statuses: tuple[dict[str, Any], ...] = ()
     events: tuple[KubeEvent, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The preStop hook is an exec and no probe of the container execs: every exec the runtime ran
+    # after the deletion is the hook (what makes runtime exec events evidence of the hook).
+    prestop_exec_only: bool = False
+    ready_changes: tuple[tuple[float, bool], ...] = ()  # (test clock, Ready condition) as the watch saw it change
+    runtime: RuntimeEvidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -88,12 +148,22 @@ class TerminationRecord:
     sigterm_at: the app recorded receiving SIGTERM.
     shutdown_began_at: the app stopped accepting connections (listener closed).
     drained_at: the app finished its in-flight requests.
-    exit_at: the container exited (app "exit" event, or container state finishedAt).
+    exit_at: the container exited (app "exit" event, the runtime's exit event, or finishedAt).
     exit_code, reason: from the container's terminated state (reason: Completed, Error, OOMKilled).
-    sigkilled: the runtime had to SIGKILL it; None means infer from exit code 137.
+    sigkilled: the runtime had to SIGKILL it; None means infer from exit status 137 (exit_status).
     inflight: slow-request probe operations started before the deletion (SlowProbe).
     traffic: continuous-load operations around the termination (LoadRunner); failures from
         deletion to exit+settle are attributed to this termination.
+    unready_at: the first time the pod was seen NotReady before its deletion (readiness probes
+        failing: with the in-flight probe running, the probe may be what made it unready).
+    inflight_skipped: why no in-flight request was sent to this pod, when the drill chose not to.
+    runtime_exit_code, runtime_exit_at: the container runtime's exit status and exit time (test
+        clock) of the container, where it was watched (RuntimeEvidence); None when not.
+    runtime_prestop: "ran" (the runtime ran the exec hook: prestop_start/end and
+        prestop_exit_code are its), "not-run" (the runtime was watched through the termination and
+        ran no exec in the container), None (the runtime cannot tell: not watched, or not an exec hook).
+    prestop_exit_code: the exec hook's exit status as the runtime reaped it (with runtime_prestop "ran").
+    runtime_note: why runtime evidence is missing, for reasons that must say what was not seen.
     """
 
     pod: str
@@ -115,12 +185,31 @@ class TerminationRecord:
     kube_events: tuple[str, ...] = ()
     prestop_failed: str | None = None
     direct: tuple[Operation, ...] = ()
+    unready_at: float | None = None
+    inflight_skipped: str | None = None
+    runtime_exit_code: int | None = None
+    runtime_exit_at: float | None = None
+    runtime_prestop: str | None = None
+    prestop_exit_code: int | None = None
+    runtime_note: str = ""
+
+    @property
+    def status_guessed(self) -> bool:
+        """The API's exit status is the kubelet's guess (it lost the container), not an observation."""
+        return self.reason == STATUS_UNKNOWN_REASON
+
+    @property
+    def exit_status(self) -> int | None:
+        """The exit code as best known: the runtime's (it reaped the process), else the API's unless guessed."""
+        if self.runtime_exit_code is not None:
+            return self.runtime_exit_code
+        return None if self.status_guessed else self.exit_code
 
     @property
     def killed(self) -> bool:
         if self.sigkilled is not None:
             return self.sigkilled
-        return self.exit_code == SIGKILL_EXIT
+        return self.exit_status == SIGKILL_EXIT
 
     @property
     def start(self) -> float | None:
@@ -216,10 +305,29 @@ def in_flight_at(ops: Iterable[Operation], pod: str, at: float) -> list[Operatio
     return [o for o in ops if o.result == pod and o.start <= at <= o.end]
 
 
+def runtime_prestop(ev: PodEvidence, clock: Recorder, deletion_at: float | None,
+                    ) -> tuple[str | None, RuntimeExec | None]:
+    """What the runtime says of the exec preStop hook: ("ran", its exec), ("not-run", None) when the
+    runtime was watched from before the deletion to the exit and ran nothing in the container, or
+    (None, None) when it cannot tell (not watched, no exec hook, or exec probes that look the same)."""
+    rt = ev.runtime
+    if rt is None or not rt.available or not ev.prestop_hook or not ev.prestop_exec_only or deletion_at is None:
+        return None, None
+    deleted_wall = clock.wall_at(deletion_at)
+    end = rt.exited_wall if rt.exited_wall is not None else float("inf")
+    # The kubelet starts the hook as soon as it sees the deletion (well under a second later).
+    hooks = sorted((x for x in rt.execs if x.started_wall is not None and deleted_wall - 0.5 <= x.started_wall <= end),
+                   key=lambda x: x.started_wall or 0.0)
+    if hooks:
+        return "ran", hooks[0]
+    watched = rt.watched_from_wall is not None and rt.watched_from_wall <= deleted_wall
+    return ("not-run", None) if watched and rt.exited_wall is not None else (None, None)
+
+
 def termination_record(ev: PodEvidence, clock: Recorder, *, requested_at: float | None = None,
                        slow: Sequence[Operation] = (), traffic: Sequence[Operation] = (),
                        direct: Sequence[Operation] = (), grace_fallback: float | None = None,
-                       use_app_record: bool = True) -> TerminationRecord:
+                       use_app_record: bool = True, inflight_skipped: str | None = None) -> TerminationRecord:
     """Everything observed about one pod's end, on the test's clock, ready for check_shutdown.
 
     requested_at: when this process asked for the deletion (delete/evict); without it (a rollout,
@@ -228,20 +336,39 @@ def termination_record(ev: PodEvidence, clock: Recorder, *, requested_at: float 
     traffic: all continuous-load operations; the checker windows them around this termination.
     direct: requests sent straight to pods (Operation.result names the pod); this pod's are kept.
     use_app_record: False judges the pod only on what any pod leaves (events, container status,
-    the clients' view), as if the app wrote no lifecycle record.
+    the runtime's view, the clients' view), as if the app wrote no lifecycle record.
+    inflight_skipped: why the drill sent this pod no in-flight request, if it chose not to.
     """
     life = app_lifecycle(ev) if use_app_record else None
     times = lifecycle_times(life, clock) if life is not None else {}
     deletion_at = requested_at if requested_at is not None else ev.deletion_seen_at
-    exit_at = times.get("exit") if "exit" in times else exit_estimate(ev, clock)
+    rt = ev.runtime
+    runtime_exit_at = (clock.mono0 + (rt.exited_wall - clock.wall0)
+                       if rt is not None and rt.exited_wall is not None else None)
+    if "exit" in times:
+        exit_at = times["exit"]
+    else:
+        exit_at = runtime_exit_at if runtime_exit_at is not None else exit_estimate(ev, clock)
     failed_hook = [e.message for e in ev.events if e.reason == "FailedPreStopHook"]
     grace = ev.grace_seconds if ev.grace_seconds is not None else grace_fallback
     if grace is None:
         raise ValueError(f"pod {ev.pod}: no grace period known (neither the deletion nor the pod spec gave one)")
-    return TerminationRecord.from_events(
+    hook_seen, hook = runtime_prestop(ev, clock, deletion_at)
+    if hook is not None and "prestop-start" not in times:
+        times["prestop-start"] = clock.mono0 + ((hook.started_wall or 0.0) - clock.wall0)
+        if hook.exited_wall is not None:
+            times["prestop-end"] = clock.mono0 + (hook.exited_wall - clock.wall0)
+    record = TerminationRecord.from_events(
         ev.pod, grace, times, deletion_at=deletion_at, exit_at=exit_at, exit_code=ev.exit_code, reason=ev.reason,
         prestop_expected=ev.prestop_hook,
         inflight=in_flight_at(slow, ev.pod, deletion_at) if deletion_at is not None else (),
         traffic=traffic, app_record=life is not None, kube_events=[e.reason for e in ev.events],
         prestop_failed=failed_hook[0] if failed_hook else None, direct=[o for o in direct if o.result == ev.pod],
     )
+    unready = [t for t, ready in ev.ready_changes if not ready and (deletion_at is None or t < deletion_at)]
+    note = ("" if rt is not None and rt.available else
+            rt.note if rt is not None else "the container runtime was not watched")
+    return dataclasses.replace(
+        record, unready_at=unready[0] if unready else None, inflight_skipped=inflight_skipped,
+        runtime_exit_code=rt.exit_code if rt is not None else None, runtime_exit_at=runtime_exit_at,
+        runtime_prestop=hook_seen, prestop_exit_code=hook.exit_code if hook is not None else None, runtime_note=note)

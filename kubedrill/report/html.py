@@ -53,6 +53,7 @@ td.reason{max-width:520px}
 .box{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 16px;margin-top:14px}
 .box.alert{border-left:6px solid var(--fail)}
 .box.alert h2{border:0;margin:0 0 6px}
+.box.allowed{border-left:6px solid var(--unk)}
 .test{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 16px;margin:12px 0}
 .test.t-fail{border-left:6px solid var(--fail)}.test.t-pass{border-left:6px solid var(--pass)}
 .test.t-skip{border-left:6px solid var(--skip)}.test.t-unknown{border-left:6px solid var(--unk)}
@@ -148,6 +149,42 @@ def _why(doc: dict[str, Any]) -> str:
     return f"<section class='{cls}' id='why'><h2 style='margin-top:0'>{title}</h2><ul class='tight'>{''.join(items)}</ul></section>"
 
 
+def _allowed_text(a: dict[str, Any], on_test: bool = False) -> str:
+    """One thing the run config let through the gate, as HTML: by which entry, why, and (unless shown
+    on the test itself) what."""
+    head = f"<strong>allowed by {e(a['by'])}</strong> (<code>{e(a['rule'])}</code>)"
+    why = f" <span class='muted'>— {e(a['why'])}</span>" if a.get("why") else ""
+    if on_test:
+        return f"{head}{why}"
+    if "test" in a:
+        what = (f"<code>{e(a['check'])}</code> UNKNOWN in <a href='#{anchor(a['test'])}'>"
+                f"{e(a['test'].split('::', 1)[-1])}</a>: {e(a['reason'])}")
+    else:
+        what = f"suite <code>{e(a['suite'])}</code>: {e(a['reason'])}"
+    return f"{head}{why}: {what}"
+
+
+def _gate_exceptions(doc: dict[str, Any]) -> str:
+    """What the gate did not check and let through anyway (the run config's `gate:` allowances),
+    and requested suites that checked nothing: an allowance must be as visible as a failure."""
+    s = doc["summary"]
+    out = []
+    closed = [x for x in s.get("empty_suites", []) if not x.get("allowed")]
+    if closed:
+        items = "".join(f"<li>requested suite <code>{e(x['suite'])}</code> ran no test: {e(x['detail'])}</li>"
+                        for x in closed)
+        out.append("<section class='box alert' id='empty-suites'><h2 style='margin-top:0'>Requested suites that "
+                   f"checked nothing</h2><ul class='tight'>{items}</ul><p class='muted'>The gate stays closed; "
+                   "<code>gate.allow_empty_suites</code> in the run config lets a suite run no test on purpose.</p>"
+                   "</section>")
+    if s.get("allowed"):
+        items = "".join(f"<li>{_allowed_text(a)}</li>" for a in s["allowed"])
+        out.append("<section class='box allowed' id='allowed'><h2 style='margin-top:0'>Allowed by the run config "
+                   f"({len(s['allowed'])})</h2><p class='muted'>Not judged, and let through by the config's "
+                   f"<code>gate:</code> section.</p><ul class='tight'>{items}</ul></section>")
+    return "".join(out)
+
+
 def _artifact_links(t: dict[str, Any]) -> str:
     out = []
     for a in t.get("artifacts", []):
@@ -160,7 +197,16 @@ def _artifact_links(t: dict[str, Any]) -> str:
     return "<br>".join(out)
 
 
-def _gate_table(tests: list[dict[str, Any]]) -> str:
+def _allowed_for(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    by_test: dict[str, list[dict[str, Any]]] = {}
+    for a in doc["summary"].get("allowed", []):
+        if "test" in a:
+            by_test.setdefault(a["test"], []).append(a)
+    return by_test
+
+
+def _gate_table(tests: list[dict[str, Any]], allowed: dict[str, list[dict[str, Any]]] | None = None) -> str:
+    allowed = allowed or {}
     if not tests:
         return "<p class='muted'>No tests ran.</p>"
     rows = []
@@ -169,6 +215,7 @@ def _gate_table(tests: list[dict[str, Any]]) -> str:
         verdicts = " ".join(chip(v["status"], v["check"]) for v in t.get("verdicts", []))
         if t["gate"] in ("fail", "unknown"):
             reason = "<br>".join(e(r) for r in _failure_reasons(t)) or "<span class='muted'>(no reason recorded)</span>"
+            reason += "".join(f"<br>{_allowed_text(a, on_test=True)}" for a in allowed.get(t["nodeid"], []))
         elif t["gate"] == "skip":
             reason = f"<span class='muted'>{e(t.get('headline') or t.get('longrepr', ''))}</span>"
         else:
@@ -177,7 +224,8 @@ def _gate_table(tests: list[dict[str, Any]]) -> str:
         rows.append(
             f"<tr class='r-{e(t['gate'])}'><td>{e(t.get('suite'))}</td>"
             f"<td><a href='#{anchor(t['nodeid'])}'>{e(t.get('name') or t['nodeid'])}</a></td>"
-            f"<td>{chip(t['outcome'], t['outcome'])}</td><td>{verdicts}</td>"
+            f"<td>{chip(t['outcome'], t['outcome'])}{' ' + chip('unknown', 'allowed') if t.get('allowed') else ''}"
+            f"</td><td>{verdicts}</td>"
             f"<td class='reason'>{reason}{'<br>' + artifacts if artifacts else ''}</td>"
             f"<td class='num'>{duration(t.get('duration_s'))}</td></tr>")
     return ("<table class='gates' id='gate-table'><thead><tr><th>Suite</th><th>Test</th><th>Outcome</th>"
@@ -248,13 +296,14 @@ def _plots(verdicts: list[dict[str, Any]]) -> str:
     return ("<h4>Plots</h4>" + "".join(out)) if out else ""
 
 
-def _test_card(t: dict[str, Any]) -> str:
+def _test_card(t: dict[str, Any], allowed: list[dict[str, Any]]) -> str:
     parts = [f"<article class='test t-{e(t['gate'])}' id='{anchor(t['nodeid'])}'>",
              f"<h3>{e(t.get('name') or t['nodeid'])} {chip(t['gate'])} "
              f"<span class='muted' style='font-weight:normal;font-size:12px'>{e(t['nodeid'])} · "
              f"{duration(t.get('duration_s'))}</span></h3>"]
     if t["gate"] != "pass" and _failure_reasons(t):
-        parts.append("<ul class='tight'>" + "".join(f"<li>{e(r)}</li>" for r in _failure_reasons(t)) + "</ul>")
+        parts.append("<ul class='tight'>" + "".join(f"<li>{e(r)}</li>" for r in _failure_reasons(t))
+                     + "".join(f"<li>{_allowed_text(a, on_test=True)}</li>" for a in allowed) + "</ul>")
     parts += [_verdicts(t.get("verdicts", [])), _figures(t.get("figures", [])), _plots(t.get("verdicts", []))]
     if t.get("artifacts"):
         parts.append(f"<h4>Artifacts</h4><p>{_artifact_links(t)}</p>")
@@ -264,7 +313,7 @@ def _test_card(t: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _suites(tests: list[dict[str, Any]]) -> str:
+def _suites(tests: list[dict[str, Any]], allowed: dict[str, list[dict[str, Any]]]) -> str:
     by_suite: dict[str, list[dict[str, Any]]] = {}
     for t in tests:
         by_suite.setdefault(t.get("suite") or "(no suite)", []).append(t)
@@ -272,11 +321,13 @@ def _suites(tests: list[dict[str, Any]]) -> str:
     for suite in sorted(by_suite):
         ts = by_suite[suite]
         bad = sum(1 for t in ts if t["gate"] == "fail")
-        status = "fail" if bad else ("pass" if any(t["gate"] == "pass" for t in ts) else "unknown")
+        unseen = sum(1 for t in ts if t["gate"] == "unknown" and not t.get("allowed"))
+        status = ("fail" if bad else "unknown" if unseen else
+                  "pass" if any(t["gate"] == "pass" for t in ts) else "unknown")
         out.append(f"<section class='suite' id='suite-{e(re.sub(r'[^A-Za-z0-9_-]', '-', suite))}'>"
                    f"<h2>{e(suite)} {chip(status)} <span class='muted' style='font-size:13px;font-weight:normal'>"
-                   f"{len(ts)} tests, {bad} not passed</span></h2>")
-        out += [_test_card(t) for t in ts]
+                   f"{len(ts)} tests, {sum(1 for t in ts if t['gate'] in ('fail', 'unknown'))} not passed</span></h2>")
+        out += [_test_card(t, allowed.get(t["nodeid"], [])) for t in ts]
         out.append("</section>")
     return "".join(out)
 
@@ -284,14 +335,15 @@ def _suites(tests: list[dict[str, Any]]) -> str:
 def render(doc: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     s = doc["summary"]
+    allowed = _allowed_for(doc)
     title = f"kubedrill: {GATE_WORD.get(s['gate'], s['gate'])} — {s['reason']}"
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{e(title)}</title><style>{CSS}</style></head><body><main>"
-        f"{_banner(doc)}{_why(doc)}"
-        f"<section id='gates'><h2>Gate table</h2>{_gate_table(doc['tests'])}</section>"
-        f"{_run_details(doc)}{_suites(doc['tests'])}"
+        f"{_banner(doc)}{_why(doc)}{_gate_exceptions(doc)}"
+        f"<section id='gates'><h2>Gate table</h2>{_gate_table(doc['tests'], allowed)}</section>"
+        f"{_run_details(doc)}{_suites(doc['tests'], allowed)}"
         f"<footer>results.json schema {e(doc.get('schema_version'))} · kubedrill {e(doc['run'].get('kubedrill_version'))}"
         " · this file is self-contained: no scripts, no external assets</footer>"
         "</main></body></html>\n"

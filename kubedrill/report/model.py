@@ -10,7 +10,7 @@ from kubedrill.check.verdict import Figure, Verdict
 
 # results.json schema version (kubedrill/report/results.schema.json, docs/results-schema.md).
 # Bump the minor for added fields, the major for anything a reader could trip over.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass

@@ -91,7 +91,8 @@ def render_file(doc: dict[str, Any], path: Path) -> None:
 
 def write_reports(results: list[TestResult], outdir: Path, started: float, exitstatus: int,
                   notes: list[str], argv: list[str], meta: dict[str, Any] | None = None,
-                  config: dict[str, Any] | None = None, snapshot: bool = True) -> Path:
+                  config: dict[str, Any] | None = None, snapshot: bool = True,
+                  requested_suites: list[str] | None = None) -> Path:
     """Write results.json and report.html into `outdir`/latest; return that folder.
 
     With `snapshot` (the default) the folder is also copied to `outdir`/<UTC stamp>; the pytest
@@ -102,7 +103,8 @@ def write_reports(results: list[TestResult], outdir: Path, started: float, exits
     latest.mkdir(parents=True, exist_ok=True)
     _artifacts_relative(results, latest)
     run = RunInfo(started=started, finished=time.time(), exitstatus=exitstatus, argv=list(argv),
-                  notes=list(notes), meta=dict(meta or {}), config=config)
+                  notes=list(notes), meta=dict(meta or {}), config=config,
+                  requested_suites=list(requested_suites or []))
     doc = build_doc(results, run)
     _write_atomic(latest / "results.json", json.dumps(doc, indent=2))
     render_file(doc, latest / "report.html")

@@ -1,7 +1,10 @@
 """Node maintenance under load: cordon, drain, reboot or a rolling drain of the workers, recorded,
 then judged.
 
-    steady locust load through the control plane's NodePort (workers get drained and rebooted)
+    steady locust load: through the control plane's host-mapped NodePort (workers get drained and
+    rebooted), or, where no host port reaches the Service (provider generic, a kind cluster without
+    port mappings), from locust pods in the cluster to its DNS name, kept off the nodes the
+    operation covers where possible (kubedrill.load.path decides which)
     -> snapshot before -> the operation, by its registry name, with a pod watch running
     -> load a little longer -> snapshot at the end
 
@@ -16,7 +19,10 @@ elsewhere, DaemonSets stay, every worker schedulable and Ready at the end), PodD
 with the cause of a blocked drain (a budget allowing no disruption, or a replacement the scheduler
 could not place), one replica without a budget, pods without a controller, local data in
 emptyDir, SIGTERM after traffic left the pod, and durations. The workload is a Deployment or a
-StatefulSet (the deployed one's kind). The drain suite, its meta-test and the benchmark share both.
+StatefulSet (the deployed one's kind). A load pod lost to the maintenance is a load gap: its failed
+requests are dropped, and a gap that left the operation without requests makes availability
+UNKNOWN, never FAIL (kubedrill.check.load_gaps). The drain suite, its meta-test and the benchmark
+share both.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kubedrill.check.availability import availability
+from kubedrill.check.load_gaps import check_load_gaps, gaps_of, hidden_by_gaps, without_gap_failures
 from kubedrill.check.maintenance import (
     check_durations,
     check_failed_requests,
@@ -52,6 +59,7 @@ from kubedrill.cluster.handle import Cluster
 from kubedrill.disrupt.base import lookup
 from kubedrill.disrupt.node import MaintenancePlan, NodeOperation, node_operations
 from kubedrill.load import LoadRunner, LoadStats
+from kubedrill.load.path import InClusterTraffic, choose
 from kubedrill.observe.cluster import scheduling_failures, take_snapshot
 from kubedrill.observe.pods import PodWatch
 from kubedrill.record import Operation, Recorder, Window
@@ -82,9 +90,11 @@ class LoadPlan:
 
     users: int = 10
     rate: float = 50.0  # total target requests/s
-    processes: int = 1  # locust processes (distributed mode when > 1)
+    processes: int = 1  # locust processes on the runner (distributed mode when > 1; host-port path)
     keep_alive: bool = False  # a new connection per request exposes stale routing; kept-alive ones hide it
     max_s: float = 900.0  # hard bound of the locust run (and rate x 1.2 x max_s requests)
+    workers: int = 1  # locust worker pods (in-cluster path)
+    image: str | None = None  # their image; None: kubedrill's
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class MaintenanceRecord:
     operations: list[Operation] = field(default_factory=list)  # the load's requests
     load_stats: LoadStats | None = None
     load_log: str = ""
+    traffic_path: str = "host-port"  # kubedrill.load.path: host-port or in-cluster, and why
     effect: dict[str, Any] = field(default_factory=dict)
     window: Window | None = None
     recorder: Recorder = field(default_factory=lambda: Recorder("maintenance"))
@@ -145,7 +156,7 @@ class MaintenanceRecord:
         (folder / "record.json").write_text(json.dumps({
             "operation": self.operation, "namespace": self.namespace, "nodes": self.nodes, "workers": self.workers,
             "workload": dataclasses.asdict(self.workload), "settings": dataclasses.asdict(self.settings),
-            "load": dataclasses.asdict(self.load),
+            "load": dataclasses.asdict(self.load), "traffic_path": self.traffic_path,
             "load_stats": dataclasses.asdict(self.load_stats) if self.load_stats else None,
             "effect": self.effect, "window": dataclasses.asdict(self.window) if self.window else None,
             "before": dataclasses.asdict(self.before), "held": dataclasses.asdict(self.held) if self.held else None,
@@ -252,20 +263,46 @@ def maintenance_order(snapshot: Snapshot, workload: WorkloadState, workers: Sequ
     return [first] + [w for w in ranked if w != first]
 
 
+def unavailable(cluster: Cluster, operation: str) -> str | None:
+    """Why the node operation `operation` cannot run on this cluster (its own available()), asked
+    before anything is deployed; None when it can."""
+    op_class = lookup(operation)
+    if not issubclass(op_class, NodeOperation):
+        raise ValueError(f"{operation!r} is not a node maintenance operation; known: {', '.join(node_operations())}")
+    return op_class.planned(cluster, cluster.workers or ["(no worker)"], MaintenancePlan()).available()
+
+
+def no_room_for_load(cluster: Cluster, operation: str) -> str | None:
+    """Why in-cluster load pods have nowhere to run during `operation`, if they have not: they keep
+    off every node it covers (the master is a bare pod, which would block `kubectl drain`, and a
+    lost worker is a load gap) and, tolerating no taint, off control-plane nodes."""
+    if not choose(cluster).in_cluster:
+        return None
+    covered = set(lookup(operation).planned(cluster, cluster.workers, MaintenancePlan()).nodes)  # type: ignore[attr-defined]
+    if [w for w in cluster.workers if w not in covered]:
+        return None
+    return (f"{operation} takes every worker ({', '.join(sorted(covered))}), and the in-cluster load pods must run on a "
+            "node it does not cover (they tolerate no control-plane taint): add a worker, or use the host-port path "
+            "(a kind cluster on this host with port mappings, --provider kind)")
+
+
 def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
                     settings: MaintenanceSettings = MaintenanceSettings(), load: LoadPlan = LoadPlan(), *,
                     workdir: Path | None = None) -> MaintenanceRecord:
     """Run `operation` (a registered node operation) on the workers under steady load and record it.
 
-    `deployed` must be exposed on a host-mapped NodePort (`deployed(..., expose_service=True)`).
-    The load goes through the control plane's mapping: workers are drained and rebooted. workdir:
-    where locust writes its per-request logs. Raises what the operation raises: Inconclusive
+    The load takes the path kubedrill.load.path chooses. Host port: `deployed` must be exposed on
+    a host-mapped NodePort (`deployed(..., expose_service=True)`), and the load goes through the
+    control plane's mapping (workers are drained and rebooted); workdir: where locust writes its
+    per-request logs. In the cluster: locust pods send to the Service's DNS name, kept off the nodes
+    the operation covers where they can be. Raises what the operation raises: Inconclusive
     (UNKNOWN) when it cannot run here, was not healthy before or showed no effect.
     """
     op_class = lookup(operation)
     if not issubclass(op_class, NodeOperation):
         raise ValueError(f"{operation!r} is not a node maintenance operation; known: {', '.join(node_operations())}")
-    if deployed.node_port is None:
+    route = choose(cluster)
+    if not route.in_cluster and deployed.node_port is None:
         raise ValueError(f"workload {deployed.name} has no host-mapped NodePort; deploy it with expose_service=True")
     ns, kind, name = deployed.namespace, deployed.kind, deployed.name
     if kind not in ("Deployment", "StatefulSet"):
@@ -275,8 +312,6 @@ def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
     before = take_snapshot(cluster, [ns], label="before")
     workload = workload_state(before, ns, name)
     order = maintenance_order(before, workload, cluster.workers)
-    url = f"http://127.0.0.1:{cluster.host_port(deployed.node_port, cluster.control_planes[0])}"
-    wait_http(url + deployed.spec.health_path, timeout=60)
     rec = Recorder(f"drain-{operation}")
     plan = MaintenancePlan(
         drain_timeout_s=settings.drain_timeout_s, force=settings.allow_force, hold_s=settings.cordon_hold_s,
@@ -284,9 +319,20 @@ def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
         settle=lambda: wait_workload_ready(cluster, ns, kind, name, timeout=max(60.0, settings.drain_timeout_s)),
         snapshot=lambda: take_snapshot(cluster, [ns]), recorder=rec)
     op = op_class.planned(cluster, order, plan)
-    runner = LoadRunner(url, path=deployed.spec.health_path, users=load.users, rate=load.rate,
-                        processes=load.processes, run_time=load.max_s, max_requests=int(load.rate * load.max_s * 1.2),
-                        recorder=rec, workdir=workdir, keep_alive=load.keep_alive, start_timeout=60)
+    runner: LoadRunner | InClusterTraffic
+    if route.in_cluster:
+        runner = InClusterTraffic(cluster, [deployed.service_url], recorder=rec, path=deployed.spec.health_path,
+                                  rate=load.rate, users=load.users, run_time=load.max_s, workers=load.workers,
+                                  avoid_nodes=op.nodes, image=load.image, purpose=f"load-drain-{operation}",
+                                  keep_alive=load.keep_alive)
+    else:
+        assert deployed.node_port is not None
+        url = f"http://127.0.0.1:{cluster.host_port(deployed.node_port, cluster.control_planes[0])}"
+        wait_http(url + deployed.spec.health_path, timeout=60)
+        runner = LoadRunner(url, path=deployed.spec.health_path, users=load.users, rate=load.rate,
+                            processes=load.processes, run_time=load.max_s,
+                            max_requests=int(load.rate * load.max_s * 1.2), recorder=rec, workdir=workdir,
+                            keep_alive=load.keep_alive, start_timeout=60)
     with PodWatch(cluster, ns, recorder=rec, max_seconds=1800) as watch, runner:
         time.sleep(settings.load_before_s)
         with op.applied(rec):
@@ -298,7 +344,8 @@ def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
     return MaintenanceRecord(
         operation=operation, namespace=ns, workload=workload, workers=list(cluster.workers), nodes=op.nodes,
         settings=settings, load=load, before=before, final=final, held=op.held, passes=list(op.passes),
-        pods=pods, unschedulable=unschedulable, operations=rec.history, load_stats=runner.stats, load_log=runner.log_tail(200),
+        pods=pods, unschedulable=unschedulable, operations=without_gap_failures(rec.history, gaps_of(rec.events)),
+        load_stats=runner.stats, load_log=runner.log_tail(200), traffic_path=f"{route.name}: {route.why}",
         effect=dict(op.effect), window=op.window, recorder=rec)
 
 
@@ -309,6 +356,11 @@ def judge(r: MaintenanceRecord, expect: MaintenanceExpectations) -> list[Verdict
     on their node passes, a cordon on the snapshot taken while it held."""
     avail = safe_check("availability", availability, r.operations, r.window, slo=expect.slo, kind="http",
                        min_rate_before=expect.min_load_rps, max_p99_ratio=expect.max_p99_ratio, label=r.operation)
+    gaps = gaps_of(r.recorder.events)
+    # A load pod lost to the maintenance: its own failures were dropped; a silence it left hides availability.
+    gap = safe_check("load-gap", check_load_gaps, gaps, r.operations, r.window, t0=r.t0) if gaps else None
+    if gap is not None:
+        avail = hidden_by_gaps(avail, gap)
     failed = safe_check("failed-requests", check_failed_requests, r.operations, r.window,
                         allowed=expect.max_failed_requests, after_s=r.settings.load_after_s)
     verdicts: list[Verdict] = []
@@ -339,12 +391,23 @@ def judge(r: MaintenanceRecord, expect: MaintenanceExpectations) -> list[Verdict
         verdicts.append(Verdict.unknown("schedulable-at-end", "no snapshot was taken after the maintenance"))
     else:
         verdicts.append(safe_check("schedulable-at-end", check_schedulable, r.final, r.workers))
+    if gap is not None:
+        verdicts.append(gap)
     return verdicts
 
 
 def load_figures(r: MaintenanceRecord) -> list[Figure]:
     """The load's target and the rate it achieved while the operation ran (is the load credible?)."""
     during = r.rate_during
-    return [Figure("load_rate_target", r.load.rate, "req/s", f"{r.load.users} users, {r.load.processes} process(es)"),
-            Figure("load_rate_during", None if during is None else round(during, 1), "req/s",
-                   f"achieved while {r.operation} ran")]
+    in_cluster = r.traffic_path.startswith("in-cluster")
+    where = (f"{r.load.users} users, {r.load.workers} locust worker pod(s) in the cluster" if in_cluster
+             else f"{r.load.users} users, {r.load.processes} process(es) on the runner")
+    figures = [Figure("load_rate_target", r.load.rate, "req/s", where),
+               Figure("load_rate_during", None if during is None else round(during, 1), "req/s",
+                      f"achieved while {r.operation} ran ({r.traffic_path})")]
+    offsets = {k: float(v) for e in r.recorder.events_of("load-clocks") for k, v in e.data.items()}
+    if offsets:
+        pod, offset = max(offsets.items(), key=lambda kv: abs(kv[1]))
+        figures.append(Figure("load_clock_offset", round(offset * 1000, 2), "ms",
+                              f"largest of {len(offsets)} load pod(s) vs the runner: {pod}"))
+    return figures

@@ -1,14 +1,21 @@
 """The kubeadm upgrade rehearsal: a node-by-node upgrade under load, recorded, then judged.
 
-    record = run_upgrade_rehearsal(cluster, target, workload, settings)
+    record = run_upgrade_rehearsal(cluster, target, [sample_app, nginx], settings)
     verdicts = judge(record)
 
-Order of events: refuse an impossible upgrade (before anything is touched) -> checksum ConfigMaps
-in a namespace of their own -> start the version sampler and the load -> stage the target's
-images on every node -> for each node: snapshot, upgrade it (`UpgradeNode`: drain ... uncordon),
-wait for the expected state, snapshot, judge the node's window -> stop at the first node whose
-checks fail (a real operator halts a rollout there) -> final snapshot, read the ConfigMaps back,
-stop the load.
+Order of events: refuse an impossible upgrade or load plan (before anything is touched) ->
+checksum ConfigMaps in a namespace of their own -> start the version sampler and one load per
+workload -> stage the target's images on every node -> for each node: snapshot, upgrade it
+(`UpgradeNode`: drain ... uncordon), wait for the expected state, snapshot, judge the node's
+window -> stop at the first node whose checks fail (a real operator halts a rollout there) ->
+final snapshot, read the ConfigMaps back, stop the loads.
+
+An upgrade is one event for every workload on the cluster, so all the workloads (Deployments,
+StatefulSets, DaemonSets) ride through the same rollout, each with its own load on its own
+host-mapped NodePort and its own verdicts: availability, failed requests and workload-intact per
+node step, availability and failed requests over the whole upgrade, replicas at the end. Their
+check names carry the workload's id (`workload_check("availability", "kd-sample")` ->
+`availability kd-sample`), so a report says which workload the upgrade hurt.
 
 The rollout judges each node while it runs, because halting is part of the procedure; `judge`
 then turns the whole record into the verdicts a suite asserts (plan, each step, skew, nodes out,
@@ -18,12 +25,15 @@ upgrade is caught by exactly the checks the suite runs.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from kubedrill.check import rollout as R
 from kubedrill.check.availability import availability
@@ -44,6 +54,9 @@ from kubedrill.record.maintenance import Phase
 from kubedrill.record.versions import UpgradePlan, Version, plan_problems
 from kubedrill.workload import apply
 from kubedrill.workload.deploy import Deployed
+from kubedrill.workload.sample import sample_workload
+from kubedrill.workload.spec import WorkloadSpec
+from kubedrill.workload.thirdparty import thirdparty_workload
 
 DATA_PREFIX = "kd-upgrade-data-"
 
@@ -55,9 +68,10 @@ class Settings:
     order: Order = "control-plane-first"
     slo: float = 0.999
     max_failed_requests: int = 0
-    min_rate: float = 5.0
-    users: int = 5
-    rate: float = 25.0  # req/s in total: enough to see a 0.1 s outage, light on 2 shared cores
+    min_rate: float = 5.0  # req/s each workload's load must reach before a window (availability)
+    users: int = 5  # locust users per workload
+    # req/s in total, split evenly over the workloads: enough to see a 0.1 s outage, light on 2 shared cores
+    rate: float = 25.0
     baseline_s: float = 12.0  # load before the first step (availability wants 10 s before a window)
     after_s: float = 5.0  # judged after each node's window too
     settle_timeout_s: float = 300.0
@@ -70,6 +84,44 @@ def step_check(node: str) -> str:
     return f"node {node}"
 
 
+def workload_check(check: str, workload: str) -> str:
+    """The name of a check judged per workload, e.g. `availability kd-sample` (`workload` is its id)."""
+    return f"{check} {workload}"
+
+
+def _for_workload(v: Verdict, workload: str) -> Verdict:
+    return dataclasses.replace(v, check=workload_check(v.check, workload))
+
+
+def default_workloads(sample_image: str) -> list[WorkloadSpec]:
+    """What the rehearsal keeps available when the run names no workload: the graceful sample app
+    (3 replicas, PDB) and nginx from a Debian package, configured to shut down gracefully
+    (apps/thirdparty nginx-correct). Why two, one not ours: every run then proves that the
+    rehearsal loads and judges several workloads at once, and a server that was not written for it."""
+    return [sample_workload("graceful", replicas=3, image=sample_image), thirdparty_workload("nginx-correct")]
+
+
+@dataclass
+class WorkloadRun:
+    """One workload kept available through the upgrade: where its load went, the requests that
+    load recorded, and the workload's state at the end. `id` names its checks."""
+
+    id: str
+    kind: str
+    namespace: str
+    name: str
+    host_port: int = 0
+    path: str = "/"
+    rate: float = 0.0
+    operations: list[Operation] = field(default_factory=list)
+    final: WorkloadState | None = None
+
+    @property
+    def http(self) -> list[Operation]:
+        """Its load's requests, in the order recorded."""
+        return [o for o in self.operations if o.kind.startswith("http")]
+
+
 @dataclass
 class NodeRecord:
     node: str
@@ -79,8 +131,9 @@ class NodeRecord:
     phases: list[Phase] = field(default_factory=list)
     before: Snapshot | None = None
     after: Snapshot | None = None
-    workload_before: WorkloadState | None = None
-    workload_after: WorkloadState | None = None
+    # each workload's state (by id) read before the step and after the cluster settled
+    workloads_before: dict[str, WorkloadState] = field(default_factory=dict)
+    workloads_after: dict[str, WorkloadState] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
     error: str = ""
     kubeadm_output: str = ""
@@ -114,12 +167,11 @@ class RehearsalRecord:
     nodes: list[NodeRecord] = field(default_factory=list)
     samples: list[Snapshot] = field(default_factory=list)
     checkpoints: list[Snapshot] = field(default_factory=list)
-    operations: list[Operation] = field(default_factory=list)
+    workloads: list[WorkloadRun] = field(default_factory=list)
     data_namespace: str = ""
     data_before: dict[str, str] = field(default_factory=dict)
     data_after: dict[str, str | None] = field(default_factory=dict)
     final: Snapshot | None = None
-    final_workload: WorkloadState | None = None
     # (when read, node -> node whose API server its kubelet uses), read before and after each step
     kubelet_apiservers: list[tuple[float, dict[str, str]]] = field(default_factory=list)
     halted: str = ""
@@ -139,11 +191,6 @@ class RehearsalRecord:
             return None
         start = self.stage_window.start if self.stage_window else windows[0].start
         return Window(start, max(w.end for w in windows))
-
-    @property
-    def http(self) -> list[Operation]:
-        """The load's requests (the workload's traffic), in the order recorded."""
-        return [o for o in self.operations if o.kind.startswith("http")]
 
     @property
     def seconds(self) -> float:
@@ -168,13 +215,17 @@ class RehearsalRecord:
                        "window_s": round(n.window.duration, 1) if n.window else None,
                        "phases": [{"name": p.name, "seconds": round(p.seconds, 1)} for p in n.phases],
                        "verdicts": [v.to_dict() for v in n.verdicts]} for n in self.nodes],
+            "workloads": [{"id": w.id, "kind": w.kind, "namespace": w.namespace, "name": w.name,
+                           "host_port": w.host_port, "path": w.path, "rate": round(w.rate, 2),
+                           "requests": len(w.http), "failed": sum(o.outcome != "ok" for o in w.http),
+                           "final": asdict(w.final) if w.final else None} for w in self.workloads],
             "data": {"namespace": self.data_namespace, "before": self.data_before, "after": self.data_after},
             "checkpoints": [s.to_dict() for s in self.checkpoints],
             "samples": [s.to_dict() for s in self.samples],
-            # The events (phases, staging, disruption start/end) and the failed requests; the ~10k
-            # successful ones add megabytes and nothing a diagnosis needs.
+            # The events (phases, staging, disruption start/end) and each workload's failed requests;
+            # the ~10k successful ones add megabytes and nothing a diagnosis needs.
             "events": [asdict(e) for e in self.recorder.events],
-            "failed_requests": [asdict(o) for o in self.http if o.outcome != "ok"],
+            "failed_requests": {w.id: [asdict(o) for o in w.http if o.outcome != "ok"] for w in self.workloads},
         }
         (where / "record.json").write_text(json.dumps(doc, indent=1, default=str))
 
@@ -224,32 +275,40 @@ def expectation(settings: Settings, target: Release) -> R.Expectation:
                          coredns_target=target.image_tag("coredns"))
 
 
-def failed_requests(http: list[Operation], allowed: int, during: str) -> Verdict:
-    """FAIL when more than `allowed` of the judged requests failed (the SLO ratio alone would forgive a few)."""
+def failed_requests(http: list[Operation], allowed: int, during: str, workload: str) -> Verdict:
+    """FAIL when more than `allowed` of the workload's judged requests failed (the SLO ratio alone
+    would forgive a few). Named `failed-requests <workload>`."""
+    check = workload_check("failed-requests", workload)
     failed = [o for o in http if o.outcome != "ok"]
-    figs = [Figure("failed_requests", len(failed), "requests")]
+    figs = [Figure("failed_requests", len(failed), "requests", workload)]
     if len(failed) > allowed:
-        return Verdict.fail("failed-requests", f"{len(failed)} request(s) failed {during} (allowed {allowed}); first: "
-                                               f"{failed[0].detail or failed[0].outcome}", figs)
-    return Verdict.ok("failed-requests", f"{len(failed)} of {len(http)} requests failed {during} (allowed {allowed})",
-                      figs)
+        return Verdict.fail(check, f"{len(failed)} request(s) failed {during} (allowed {allowed}); first: "
+                                   f"{failed[0].detail or failed[0].outcome}", figs)
+    return Verdict.ok(check, f"{len(failed)} of {len(http)} requests failed {during} (allowed {allowed})", figs)
 
 
 def judge_node(rec: RehearsalRecord, nr: NodeRecord, upgraded: list[str], cp_upgraded: list[str]) -> list[Verdict]:
-    """Every check of one node's step, from the record as it stands after that step."""
+    """Every check of one node's step, from the record as it stands after that step: the step's
+    effect and versions, then per workload (`workload <id>`, `availability <id>`,
+    `failed-requests <id>`), then skew and nodes out."""
     s = rec.settings
     assert nr.before is not None and nr.after is not None and nr.window is not None and rec.expectation is not None
     verdicts = [
         R.step_took_effect(nr.node, nr.before, nr.after, s.target, control_plane=nr.role == "control-plane"),
         R.versions_verdict(nr.after, upgraded, rec.expectation, cp_upgraded),
     ]
-    if nr.workload_before is not None and nr.workload_after is not None:
-        verdicts.append(R.workload_intact(nr.workload_before, nr.workload_after))
-    http = rec.http
-    verdicts.append(availability(http, nr.window, slo=s.slo, min_rate_before=s.min_rate, after_seconds=s.after_s,
-                                 label=f"upgrade {nr.node}"))
-    judged = [o for o in http if nr.window.start <= o.start <= nr.window.end + s.after_s]
-    verdicts.append(failed_requests(judged, s.max_failed_requests, f"during the upgrade of {nr.node}"))
+    for w in rec.workloads:
+        before, after = nr.workloads_before.get(w.id), nr.workloads_after.get(w.id)
+        if before is None or after is None:
+            verdicts.append(Verdict.unknown(workload_check("workload", w.id), f"{w.kind} {w.namespace}/{w.name} was "
+                                            f"not read both before and after the upgrade of {nr.node}"))
+        else:
+            verdicts.append(_for_workload(R.workload_intact(before, after), w.id))
+        http = w.http
+        verdicts.append(_for_workload(availability(http, nr.window, slo=s.slo, min_rate_before=s.min_rate,
+                                                   after_seconds=s.after_s, label=f"upgrade {nr.node}"), w.id))
+        judged = [o for o in http if nr.window.start <= o.start <= nr.window.end + s.after_s]
+        verdicts.append(failed_requests(judged, s.max_failed_requests, f"during the upgrade of {nr.node}", w.id))
     snaps = [x for x in rec.samples + rec.checkpoints if x.at <= nr.after.at]
     verdicts.append(skew_verdict([rec.observed(x) for x in snaps], required_labels=[nr.before.label, nr.after.label]))
     in_window = [x for x in rec.samples if nr.window.start <= x.at <= nr.window.end]
@@ -269,18 +328,54 @@ def load_port(cluster: Cluster, workload: Deployed) -> int:
     return cluster.host_port(node_port, cluster.control_planes[0])
 
 
-def run_upgrade_rehearsal(cluster: Cluster, target: Release, workload: Deployed, settings: Settings,
-                          keep_data: bool = False) -> RehearsalRecord:
-    """Run the whole upgrade once and return its record (see the module docstring for the order).
+def plan_loads(cluster: Cluster, workloads: Sequence[Deployed], settings: Settings) -> list[WorkloadRun]:
+    """One load per workload, each on its own host-mapped NodePort at its share of `settings.rate`.
 
-    Raises before touching anything when kubeadm would refuse the upgrade (UpgradeRefused) or the
-    cluster is not at `settings.source` (DisruptionError). keep_data leaves the ConfigMaps' namespace.
+    Raises ValueError, before anything is touched, for what cannot be judged: no workload, two with
+    the same id (their spec's name: the id names their checks), more workloads than node ports
+    mapped to the host, a workload without a NodePort or sharing one, or a share of the rate below
+    the rate the availability check needs before each window."""
+    if not workloads:
+        raise ValueError("the rehearsal needs at least one workload to keep available: it judges the upgrade by "
+                         "whether their users noticed")
+    ids = [w.spec.name for w in workloads]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ValueError(f"workloads {', '.join(twice)} are given more than once: each workload's id (its spec's name) "
+                         "names its checks, so give each spec a name of its own")
+    mapped = sorted(cluster.port_map)
+    if len(workloads) > len(mapped):
+        raise ValueError(f"{len(workloads)} workloads ({', '.join(ids)}), but cluster {cluster.name} maps "
+                         f"{len(mapped)} node port(s) to 127.0.0.1 ({', '.join(map(str, mapped)) or 'none'}): each "
+                         f"workload's load goes through a NodePort of its own, so rehearse at most {len(mapped)} "
+                         "workloads at once (kubedrill's kind configs map 30080-30082)")
+    ports = [w.node_port or w.spec.node_port for w in workloads]
+    shared = sorted({p for p in ports if p is not None and ports.count(p) > 1})
+    if shared:
+        raise ValueError(f"workloads {', '.join(ids)} have NodePorts {ports}: {shared} is shared, so one load would "
+                         "reach two workloads; deploy them with expose_service=True (a free mapped port each)")
+    rate = settings.rate / len(workloads)
+    if rate < settings.min_rate:
+        raise ValueError(f"{settings.rate:g} req/s split over {len(workloads)} workloads is {rate:.1f} req/s each, "
+                         f"below the {settings.min_rate:g} req/s the availability check needs before each node's "
+                         "window: raise Settings.rate or rehearse fewer workloads at once")
+    return [WorkloadRun(w.spec.name, w.kind, w.namespace, w.name, load_port(cluster, w), w.spec.health_path, rate)
+            for w in workloads]
+
+
+def run_upgrade_rehearsal(cluster: Cluster, target: Release, workloads: Sequence[Deployed], settings: Settings,
+                          keep_data: bool = False) -> RehearsalRecord:
+    """Run the whole upgrade once, with every workload under its own load, and return its record
+    (see the module docstring for the order).
+
+    Raises before touching anything when the loads cannot be planned (ValueError, see plan_loads),
+    when kubeadm would refuse the upgrade (UpgradeRefused) or the cluster is not at
+    `settings.source` (DisruptionError). keep_data leaves the ConfigMaps' namespace.
     """
-    if workload.kind != "Deployment":
-        raise ValueError(f"the rehearsal follows a Deployment's replicas and pods; workload {workload.spec.name!r} "
-                         f"is a {workload.kind}")
+    runs = plan_loads(cluster, workloads, settings)
     rec = RehearsalRecord(settings, cluster.name, Recorder("upgrade"), started=time.monotonic(),
-                          all_nodes=list(cluster.all_nodes), control_planes=list(cluster.control_planes))
+                          all_nodes=list(cluster.all_nodes), control_planes=list(cluster.control_planes),
+                          workloads=runs)
     rollout = Rollout(cluster, target, settings.order)
     rec.sequence = [n for n, _, _ in rollout.sequence()]
     rec.from_version_seen = rollout.preflight()  # raises UpgradeRefused before anything is touched
@@ -288,12 +383,11 @@ def run_upgrade_rehearsal(cluster: Cluster, target: Release, workload: Deployed,
         raise DisruptionError(f"the cluster runs {rec.from_version_seen}, the rehearsal was asked to start from "
                               f"{settings.source}: use a fresh cluster at {settings.source}")
     rec.expectation = expectation(settings, target)
-    port = load_port(cluster, workload)
     rec.data_namespace = apply.unique_namespace("upgrade-data")
     apply.create_namespace(cluster, rec.data_namespace)
     try:
         rec.data_before = write_checksummed_configmaps(cluster, rec.data_namespace, settings.configmaps)
-        _roll(rec, rollout, workload, port)
+        _roll(rec, rollout)
         rec.data_after = read_configmap_checksums(cluster, rec.data_namespace)
     finally:
         if not keep_data:
@@ -302,28 +396,34 @@ def run_upgrade_rehearsal(cluster: Cluster, target: Release, workload: Deployed,
     return rec
 
 
-def _roll(rec: RehearsalRecord, rollout: Rollout, workload: Deployed, port: int) -> None:
-    """The load, the sampler and the node-by-node rollout; ends with the final snapshot."""
+def _states(rec: RehearsalRecord, observer: Observer) -> dict[str, WorkloadState]:
+    """Every workload's state with its pods, by id."""
+    return {w.id: observer.workload(w.namespace, w.name, w.kind) for w in rec.workloads}
+
+
+def _roll(rec: RehearsalRecord, rollout: Rollout) -> None:
+    """The loads, the sampler and the node-by-node rollout; ends with the final snapshot."""
     s = rec.settings
     observer = Observer(rollout.cluster)
     sampler = Sampler(observer, interval=3.0, max_seconds=s.max_run_s).start()
     upgraded: list[str] = []
     cp_upgraded: list[str] = []
-    load = LoadRunner(f"http://127.0.0.1:{port}", path=workload.spec.health_path, users=s.users, rate=s.rate,
-                      run_time=s.max_run_s, max_requests=int(s.rate * s.max_run_s), recorder=rec.recorder,
-                      start_timeout=60)
+    loads = [LoadRunner(f"http://127.0.0.1:{w.host_port}", path=w.path, users=s.users, rate=w.rate,
+                        run_time=s.max_run_s, max_requests=int(w.rate * s.max_run_s), recorder=rec.recorder,
+                        start_timeout=60) for w in rec.workloads]
     try:
         rec.kubelet_apiservers.append((time.monotonic(), kubelet_apiservers(rollout.cluster)))
         rec.checkpoints.append(observer.snapshot("before"))
-        with load:
+        with contextlib.ExitStack() as running:  # every load started is stopped, also when a later one fails
+            for load in loads:
+                running.enter_context(load)
             time.sleep(s.baseline_s)
             t0 = time.monotonic()
             say(f"staging {s.target} images on every node")
             rec.staged = rollout.stage_all(rec.recorder)
             rec.stage_window = Window(t0, time.monotonic())
             for node, role, step in rollout.sequence():
-                nr = _upgrade_one(rec, rollout, observer, sampler, load, node, role, step, workload, upgraded,
-                                  cp_upgraded)
+                nr = _upgrade_one(rec, rollout, observer, sampler, loads, node, role, step, upgraded, cp_upgraded)
                 if not nr.passed:
                     failed = [str(v) for v in nr.verdicts if not v.passed]
                     rec.halted = f"halted after {node}: " + (nr.error or "; ".join(failed))[:1500]
@@ -333,14 +433,16 @@ def _roll(rec: RehearsalRecord, rollout: Rollout, workload: Deployed, port: int)
     finally:
         sampler.stop()
         rec.samples = sampler.taken()
-        rec.operations = list(load.operations) if load.stats is not None else []
+        for w, load in zip(rec.workloads, loads):
+            w.operations = list(load.operations) if load.stats is not None else w.operations
     rec.final = observer.snapshot("final")
     rec.checkpoints.append(rec.final)
-    rec.final_workload = observer.workload(workload.namespace, workload.name)
+    for w in rec.workloads:
+        w.final = observer.workload(w.namespace, w.name, w.kind)
 
 
-def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sampler: Sampler, load: LoadRunner,
-                 node: str, role: Role, step: Step, workload: Deployed, upgraded: list[str],
+def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sampler: Sampler,
+                 loads: list[LoadRunner], node: str, role: Role, step: Step, upgraded: list[str],
                  cp_upgraded: list[str]) -> NodeRecord:
     s = rec.settings
     assert rec.expectation is not None
@@ -350,7 +452,7 @@ def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sam
     say(f"upgrading {role} {node} (kubeadm upgrade {step}) to {s.target}")
     nr.before = observer.snapshot(f"before {node}")
     rec.checkpoints.append(nr.before)
-    nr.workload_before = observer.workload(workload.namespace, workload.name)
+    nr.workloads_before = _states(rec, observer)
     sampler.label = f"during {node}"
     un = rollout.step(node, role, step, rec.recorder)
     try:
@@ -372,9 +474,9 @@ def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sam
     def settled() -> tuple[bool, str]:
         snap = observer.snapshot(f"after {node}")
         problems = R.versions_as_expected(snap, upgraded, exp, cp_upgraded)
-        wl = observer.workload(workload.namespace, workload.name)
-        if wl.ready < wl.replicas:
-            problems.append(f"workload {wl.ready}/{wl.replicas} ready")
+        for wid, wl in _states(rec, observer).items():
+            if wl.ready < wl.replicas:
+                problems.append(f"workload {wid} {wl.ready}/{wl.replicas} ready")
         return not problems, "; ".join(problems) or "as expected"
 
     try:
@@ -385,14 +487,15 @@ def _upgrade_one(rec: RehearsalRecord, rollout: Rollout, observer: Observer, sam
     rec.kubelet_apiservers.append((time.monotonic(), kubelet_apiservers(rollout.cluster)))
     nr.after = observer.snapshot(f"after {node}")
     rec.checkpoints.append(nr.after)
-    nr.workload_after = observer.workload(workload.namespace, workload.name)
+    nr.workloads_after = _states(rec, observer)
     if nr.window is None:
         nr.error = nr.error or "the step recorded no window"
         return nr
-    # Let the load record the judged tail of the window, then read what it recorded so far.
+    # Let the loads record the judged tail of the window, then read what each recorded so far.
     time.sleep(max(0.0, nr.window.end + s.after_s + 1.0 - time.monotonic()))
-    assert load.workdir is not None
-    rec.operations = read_request_logs(load.workdir, clock="mono").operations
+    for w, load in zip(rec.workloads, loads):
+        assert load.workdir is not None
+        w.operations = read_request_logs(load.workdir, clock="mono").operations
     rec.samples = sampler.taken()
     nr.verdicts = judge_node(rec, nr, upgraded, cp_upgraded)
     if nr.error:
@@ -428,11 +531,13 @@ def rollout_verdict(rec: RehearsalRecord) -> Verdict:
     return Verdict.ok("rollout", f"{len(done)} nodes upgraded in order: {', '.join(done)}")
 
 
-def whole_upgrade_availability(rec: RehearsalRecord) -> Verdict:
-    """The availability verdict of the whole upgrade, its timeline marked with each node's window."""
-    http = rec.http
-    v = availability(http, rec.upgrade_window, slo=rec.settings.slo, min_rate_before=rec.settings.min_rate,
-                     after_seconds=rec.settings.after_s, label="whole upgrade")
+def whole_upgrade_availability(rec: RehearsalRecord, w: WorkloadRun) -> Verdict:
+    """`availability <id>` over the whole upgrade, its timeline (the workload's own requests) marked
+    with the staging and each node's window."""
+    http = w.http
+    v = _for_workload(availability(http, rec.upgrade_window, slo=rec.settings.slo,
+                                   min_rate_before=rec.settings.min_rate, after_seconds=rec.settings.after_s,
+                                   label="whole upgrade"), w.id)
     if not http:
         return v
     t0 = min(o.start for o in http)
@@ -444,40 +549,58 @@ def whole_upgrade_availability(rec: RehearsalRecord) -> Verdict:
     return v
 
 
+def whole_upgrade_requests(rec: RehearsalRecord, w: WorkloadRun) -> Verdict:
+    """`failed-requests <id>` across the upgrade, with the workload's request totals."""
+    http = w.http
+    v = failed_requests(http, rec.settings.max_failed_requests, "across the upgrade", w.id)
+    v.figures += [Figure("requests_total", len(http), "requests", w.id),
+                  Figure("requests_failed_total", sum(o.outcome != "ok" for o in http), "requests", w.id)]
+    return v
+
+
+def replicas_verdict(rec: RehearsalRecord, w: WorkloadRun) -> Verdict:
+    """`replicas <id>`: the workload back at its desired replicas, all ready, at the end."""
+    check = workload_check("replicas", w.id)
+    st = w.final
+    if st is None:
+        return Verdict.unknown(check, f"{w.kind} {w.namespace}/{w.name} was not read at the end{rec.halt_note}")
+    if st.ready >= st.replicas:
+        return Verdict.ok(check, f"{st.kind} {st.namespace}/{st.name}: {st.ready}/{st.replicas} ready")
+    return Verdict.fail(check, f"{st.kind} {st.namespace}/{st.name}: {st.ready}/{st.replicas} ready at the end")
+
+
 def end_state_verdicts(rec: RehearsalRecord) -> list[Verdict]:
-    """Every node and component at the target, the workload at desired replicas, the ConfigMaps unchanged."""
+    """Every node and component at the target, the ConfigMaps unchanged, each workload at desired replicas."""
     if rec.final is None or rec.expectation is None:
         versions = Verdict.unknown("versions", f"no final snapshot was recorded{rec.halt_note}")
     else:
         versions = R.versions_verdict(rec.final, rec.all_nodes, rec.expectation, rec.control_planes)
-    wl = rec.final_workload
-    if wl is None:
-        replicas = Verdict.unknown("replicas", "the workload was not read at the end")
-    elif wl.ready >= wl.replicas:
-        replicas = Verdict.ok("replicas", f"{wl.ready}/{wl.replicas} ready")
-    else:
-        replicas = Verdict.fail("replicas", f"{wl.namespace}/{wl.name}: {wl.ready}/{wl.replicas} ready at the end")
-    return [versions, R.data_intact(rec.data_before, rec.data_after), replicas]
+    return [versions, R.data_intact(rec.data_before, rec.data_after), *(replicas_verdict(rec, w) for w in rec.workloads)]
+
+
+def users_verdicts(rec: RehearsalRecord) -> list[Verdict]:
+    """Per workload, availability and failed requests across the whole upgrade; UNKNOWN when the
+    record holds no workload (nobody's availability was watched, so nothing says users were fine)."""
+    if not rec.workloads:
+        return [Verdict.unknown("availability", "no workload was kept under load through the upgrade: whether users "
+                                                "noticed it was not observed")]
+    return [v for w in rec.workloads for v in (whole_upgrade_availability(rec, w), whole_upgrade_requests(rec, w))]
 
 
 def judge(rec: RehearsalRecord) -> list[Verdict]:
     """Every check of the rehearsal, in the order a reader should see them. Check names:
-    upgrade-plan; `step_check(node)` per node stepped; rollout; version-skew; nodes-out;
-    availability and failed-requests (whole upgrade); versions, data and replicas (end state)."""
+    upgrade-plan; `step_check(node)` per node stepped; rollout; version-skew; nodes-out; per
+    workload `availability <id>` and `failed-requests <id>` (whole upgrade); versions, data, and
+    per workload `replicas <id>` (end state). `workload_check(check, id)` builds the per-workload names."""
     snaps = sorted(rec.samples + rec.checkpoints, key=lambda x: x.at)
     skew = skew_verdict([rec.observed(x) for x in snaps], required_labels=[c.label for c in rec.checkpoints])
     skew.series["kubelet_apiservers"] = rec.kubelet_apiservers[-1][1] if rec.kubelet_apiservers else {}
-    http = rec.http
-    requests = failed_requests(http, rec.settings.max_failed_requests, "across the upgrade")
-    requests.figures += [Figure("requests_total", len(http), "requests"),
-                         Figure("requests_failed_total", sum(o.outcome != "ok" for o in http), "requests")]
     return [
         plan_verdict(rec),
         *(n.verdict() for n in rec.nodes),
         rollout_verdict(rec),
         skew,
         R.one_node_out_at_a_time(snaps),
-        whole_upgrade_availability(rec),
-        requests,
+        *users_verdicts(rec),
         *end_state_verdicts(rec),
     ]

@@ -3,11 +3,13 @@
     with deployed(cluster, spec, purpose="drain-sample", expose=True) as d:
         d.namespace, d.kind, d.name, d.urls   # urls: http://127.0.0.1:<host port> per kind node
 
-Sequence: a fresh namespace `kd-<purpose>-<hex>` (labelled, so a sweeper finds leftovers), images
-loaded into kind nodes that lack them, the manifests applied, every Deployment/StatefulSet/
-DaemonSet waited for (bounded, with pod states and events in the error), and -- when asked -- the
-Service exposed on a host-mapped NodePort and answering. Teardown always runs: Services first and
-synchronously (node ports are cluster-wide, and the next workload must not find its port still
+Sequence: the credentials asked whether they may create and delete namespaces (nothing is created
+when they may not), a fresh namespace `kd-<purpose>-<hex>` (labelled, so a sweeper finds
+leftovers), images loaded into kind nodes that lack them, the manifests applied, every Deployment/
+StatefulSet/DaemonSet waited for (bounded, with pod states and events in the error; an image the
+nodes cannot get ends the wait at once, saying so), and -- when asked -- the Service exposed on a
+host-mapped NodePort and answering. Pods reach the Service by its cluster DNS name (`service_url`).
+Teardown always runs: Services first and synchronously (node ports are cluster-wide, and the next workload must not find its port still
 held by a terminating namespace), then the namespace.
 """
 
@@ -16,14 +18,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import json
-import subprocess
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+from kubedrill.cluster.access import require_namespace_rights
 from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.images import load_images
 from kubedrill.cluster.progress import say
-from kubedrill.cluster.waits import until
+from kubedrill.cluster.waits import GiveUp, until
 from kubedrill.workload import apply
 from kubedrill.workload.manifests import WORKLOAD_KINDS
 from kubedrill.workload.spec import WorkloadSpec, WorkloadSpecError, render_manifests
@@ -50,6 +53,12 @@ class Deployed:
     @property
     def selector(self) -> str:
         return ",".join(f"{k}={v}" for k, v in self.spec.selector.items())
+
+    @property
+    def service_url(self) -> str:
+        """The Service as other pods reach it: its cluster DNS name and first port."""
+        name, port = service_address(self.spec)
+        return f"http://{name}.{self.namespace}.svc.cluster.local:{port}"
 
     @property
     def base_url(self) -> str:
@@ -101,8 +110,67 @@ def workload_ready(cluster: Cluster, namespace: str, kind: str, name: str) -> tu
     raise ValueError(f"workload kind {kind!r} is not one of {', '.join(CONTROLLER_KINDS)}")
 
 
+# Waiting reasons of a container whose image the node cannot get. ErrImageNeverPull and
+# InvalidImageName never resolve by waiting; a pull error may be a registry hiccup, so it ends the
+# wait only once it has lasted PULL_PATIENCE_S (the kubelet retries after 10 s, then 20 s).
+NEVER_PULLS = ("ErrImageNeverPull", "InvalidImageName")
+PULL_ERRORS = ("ErrImagePull", "ImagePullBackOff", *NEVER_PULLS)
+PULL_PATIENCE_S = 30.0
+
+
+@dataclass(frozen=True)
+class PullFailure:
+    pod: str
+    container: str
+    image: str
+    reason: str
+    message: str
+
+
+def pull_failures(pods: Iterable[Any]) -> list[PullFailure]:
+    """Containers (init containers too) of these V1Pods waiting on an image they cannot get."""
+    out: list[PullFailure] = []
+    for p in pods:
+        statuses = list(p.status.init_container_statuses or []) + list(p.status.container_statuses or [])
+        for c in statuses:
+            waiting = c.state.waiting if c.state is not None else None
+            if waiting is not None and waiting.reason in PULL_ERRORS:
+                out.append(PullFailure(p.metadata.name, c.name, c.image, waiting.reason, (waiting.message or "")[:300]))
+    return out
+
+
+def pull_failure_message(cluster: Cluster, failures: list[PullFailure]) -> str:
+    """What the nodes could not get, and the two ways out: put the image in the nodes, or name one they can pull."""
+    f = failures[0]
+    images = sorted({x.image for x in failures})
+    if cluster.provider == "kind":
+        load = " ".join(f"kind load docker-image {i} --name {cluster.name};" for i in images).rstrip(";")
+    else:
+        load = "push it to a registry the nodes pull from, or load it into every node's container runtime"
+    return (f"pod {f.pod} cannot get image {f.image} for container {f.container} ({f.reason}: {f.message or 'no message'})"
+            f"; images affected: {', '.join(images)}. The nodes of {cluster.name} do not have it and cannot pull it: "
+            f"load the image into the nodes ({load}) or name an image they can pull in the workload spec")
+
+
 def wait_workload_ready(cluster: Cluster, namespace: str, kind: str, name: str, timeout: float = 240) -> None:
-    until(f"{kind} {namespace}/{name} to be ready", lambda: workload_ready(cluster, namespace, kind, name), timeout,
+    first_seen: dict[tuple[str, str], float] = {}
+
+    def probe() -> tuple[bool, str]:
+        ok, seen = workload_ready(cluster, namespace, kind, name)
+        if ok:
+            return ok, seen
+        pods = cluster.core().list_namespaced_pod(namespace, _request_timeout=30).items
+        failures = pull_failures(pods)
+        now = time.monotonic()
+        for key in [k for k in first_seen if k not in {(x.pod, x.container) for x in failures}]:
+            del first_seen[key]
+        stuck = [x for x in failures if x.reason in NEVER_PULLS
+                 or now - first_seen.setdefault((x.pod, x.container), now) >= PULL_PATIENCE_S]
+        if stuck:
+            raise GiveUp(pull_failure_message(cluster, stuck))
+        return ok, seen
+
+    until(f"{kind} {namespace}/{name} to be ready", probe, timeout,
           interval=1.0, hint="ImagePullBackOff means the image is not in the nodes (kind load docker-image); Pending "
                              "pods name the scheduling constraint in their events",
           diagnose=lambda: cluster.kubectl("get", "pods,events", "-n", namespace, "-o", "wide", check=False,
@@ -139,6 +207,16 @@ def expose(spec: WorkloadSpec, node_port: int) -> WorkloadSpec:
     return dataclasses.replace(spec, documents=tuple(docs), node_port=node_port, service=chosen[0]["metadata"]["name"])
 
 
+def service_address(spec: WorkloadSpec) -> tuple[str, int]:
+    """The workload's Service (`service:` in the spec, else its only Service) and its first port."""
+    services = [d for d in spec.documents if d["kind"] == "Service"]
+    chosen = [d for d in services if d["metadata"]["name"] == spec.service] or services
+    if len(chosen) != 1 or not (chosen[0].get("spec", {}).get("ports") or []):
+        raise WorkloadSpecError(f"workload {spec.name!r}: traffic goes through one Service with a port; found "
+                                f"{[d['metadata']['name'] for d in services] or 'none'} (set `service:` in the spec)")
+    return chosen[0]["metadata"]["name"], int(chosen[0]["spec"]["ports"][0]["port"])
+
+
 def _node_ports_in_use(cluster: Cluster) -> set[int]:
     used: set[int] = set()
     for svc in cluster.core().list_service_for_all_namespaces(_request_timeout=30).items:
@@ -169,42 +247,6 @@ def free_node_port(cluster: Cluster, preferred: int | None = None, timeout: floa
     return found[0]
 
 
-# -- images ---------------------------------------------------------------------------------------
-
-def _image_id_local(image: str) -> str | None:
-    p = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True,
-                       timeout=60)
-    return (p.stdout.strip() or None) if p.returncode == 0 else None
-
-
-def images_present(cluster: Cluster, image: str) -> bool:
-    """Every node already has this exact image (same ID as the local one): `kind load` can be skipped."""
-    want = _image_id_local(image)
-    if want is None:
-        return False
-    for node in cluster.all_nodes:
-        p = cluster.node_exec(node, "crictl", "inspecti", "-o", "json", image, check=False, timeout=60)
-        try:
-            got = json.loads(p.stdout)["status"]["id"] if p.returncode == 0 else None
-        except (ValueError, KeyError):
-            got = None
-        if got != want:
-            return False
-    return True
-
-
-def load_images(cluster: Cluster, images: Iterable[str]) -> None:
-    """kind nodes cannot pull: load each local image they do not have yet. Other clusters pull."""
-    if cluster.provider != "kind":
-        return
-    from kubedrill.cluster import kind
-
-    for image in images:
-        if not images_present(cluster, image):
-            say(f"loading image {image} into {cluster.name}")
-            kind.load_image(cluster, image)
-
-
 # -- the context manager ------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -217,6 +259,7 @@ def deployed(cluster: Cluster, spec: WorkloadSpec, *, purpose: str, expose_servi
     wait until it answers on spec.health_path through the first node. extra_docs: more objects for
     the same namespace (e.g. a bare pod). keep: leave the namespace for inspection.
     """
+    require_namespace_rights(cluster)
     ns = apply.unique_namespace(purpose)
     spec = spec.in_namespace(ns)
     node_port: int | None = None

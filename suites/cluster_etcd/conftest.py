@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from fixtures.cluster import KindClusters
+from fixtures.cluster import KindClusters, skip_without_node_access
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.paths import default_k8s_version
 from kubedrill.pytest_plugin import add_run_meta
@@ -34,14 +34,13 @@ def _dedicated(request: pytest.FixtureRequest, config: str, min_control_planes: 
     pc = request.config
     if pc.getoption("kubeconfig"):
         c: Cluster = request.getfixturevalue("existing_cluster")
-        if c.provider != "kind":
-            pytest.skip(f"the cluster-etcd suite runs commands on control-plane nodes; context {c.context!r} is not a "
-                        "kind cluster on this host (node access is needed)")
+        skip_without_node_access(pc, "the cluster-etcd suite (etcd backup, restore and quorum on control-plane nodes)", c)
         if len(c.control_planes) < min_control_planes:
             pytest.skip(f"needs {min_control_planes} control-plane nodes (the {config} config); {c.context} has "
                         f"{len(c.control_planes)}")
         yield c
         return
+    skip_without_node_access(pc, "the cluster-etcd suite (etcd backup, restore and quorum on control-plane nodes)")
     clusters: KindClusters = request.getfixturevalue("kind_clusters")
     version = pc.getoption("k8s_version") or default_k8s_version()
     created = clusters.get(("dedicated", config, request.node.nodeid), config, request.getfixturevalue("node_image"),

@@ -7,7 +7,10 @@ kubedrill.scenarios.drain; the operations are the node operations of the disrupt
 Options select the workload variant, so the same scenario can be run against broken cases:
 `--sample-mode no-prestop`, `--replicas 1 --sample-pdb none`, `--sample-pdb max-unavailable=0`.
 Load options (`--load-users`, `--load-rate`, `--load-processes`) size the locust run; see
-suites/drain/README.md for distributed mode on big clusters.
+suites/drain/README.md for distributed mode on big clusters. Where no host port reaches the
+Service (provider generic, a kind cluster without port mappings), the load runs as locust pods in
+the cluster (kubedrill.load.path; `--load-workers`, `--load-image`). Operations that need a shell
+on nodes (reboot) skip on a provider that gives none.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from typing import Any, Iterator
 
 import pytest
 
+from fixtures.cluster import skip_without_node_access
 from fixtures.workload import keep_namespaces
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.progress import say
 from kubedrill.config import RunConfig
 from kubedrill.disrupt.node import node_operations
+from kubedrill.load.path import choose
 from kubedrill.pytest_plugin import KD_CONFIG
 from kubedrill.scenarios.drain import (
     LoadPlan,
@@ -30,6 +35,8 @@ from kubedrill.scenarios.drain import (
     MaintenanceSettings,
     bare_pod,
     maintenance_sample,
+    no_room_for_load,
+    unavailable,
 )
 from kubedrill.workload.deploy import Deployed, deployed
 from kubedrill.workload.spec import WorkloadSpec, WorkloadSpecError, load_workload
@@ -83,6 +90,8 @@ class DrainOptions:
     load_rate: float
     load_processes: int
     load_keepalive: bool
+    load_workers: int = 1  # in-cluster load pods: the run config's load.workers (--load-workers)
+    load_image: str | None = None  # and load.image (--load-image)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "DrainOptions":
@@ -92,7 +101,9 @@ class DrainOptions:
             "max_drain_seconds": 120.0, "maintenance_seconds": 3.0, "min_sigterm_margin": 1.0,
             "max_p99_ratio": None, "load_users": 10, "load_rate": 50.0, "load_processes": 1,
             "load_keepalive": False}
-        return cls(**{k: config.getoption(k, default=v) for k, v in defaults.items()})
+        rc: RunConfig = config.stash[KD_CONFIG]
+        return cls(**{k: config.getoption(k, default=v) for k, v in defaults.items()},
+                   load_workers=rc.load.workers, load_image=rc.load.image)
 
     @property
     def settings(self) -> MaintenanceSettings:
@@ -102,7 +113,7 @@ class DrainOptions:
     @property
     def load(self) -> LoadPlan:
         return LoadPlan(users=self.load_users, rate=self.load_rate, processes=self.load_processes,
-                        keep_alive=self.load_keepalive)
+                        keep_alive=self.load_keepalive, workers=self.load_workers, image=self.load_image)
 
 
 @pytest.fixture(scope="session")
@@ -159,10 +170,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="module")
 def app(request: pytest.FixtureRequest, cluster: Cluster, drain_opts: DrainOptions) -> Iterator[Deployed]:
-    """The workload under test, deployed once per module in its own namespace and exposed on a
-    host-mapped NodePort (removed after)."""
-    if cluster.provider != "kind":
-        pytest.skip("the drain suite sends load to 127.0.0.1 through kind's NodePort mappings; attach a kind cluster")
+    """The workload under test, deployed once per module in its own namespace (removed after) and,
+    where the load comes from this runner, exposed on a host-mapped NodePort."""
     if len(cluster.workers) < 2:
         pytest.skip(f"draining needs two workers to move pods between; {cluster.name} has {cluster.workers}")
     target: DrainTarget = request.param
@@ -179,8 +188,8 @@ def app(request: pytest.FixtureRequest, cluster: Cluster, drain_opts: DrainOptio
             raise pytest.UsageError(f"drain suite options: {exc}") from exc
         if o.bare_pod:
             extra = [bare_pod(w, spec.images[0]) for w in cluster.workers]
-    with deployed(cluster, spec, purpose=f"drain-{target.id}", expose_service=True, extra_docs=extra,
-                  keep=keep_namespaces(request.config)) as d:
+    with deployed(cluster, spec, purpose=f"drain-{target.id}", expose_service=not choose(cluster).in_cluster,
+                  extra_docs=extra, keep=keep_namespaces(request.config)) as d:
         if d.kind not in ("Deployment", "StatefulSet"):
             pytest.skip(f"workload {target.id} is a {d.kind}: kubectl drain leaves DaemonSet pods in place "
                         "(--ignore-daemonsets), so the drain suite judges Deployments and StatefulSets")
@@ -205,6 +214,23 @@ def expectations(target: DrainTarget, drain_opts: DrainOptions, kd_config: RunCo
         max_failed_requests=0 if target.bundled else slo.max_failed_requests,
         min_load_rps=slo.min_load_rps, max_p99_ratio=o.max_p99_ratio, max_drain_s=o.max_drain_seconds,
         min_sigterm_margin_s=o.min_sigterm_margin)
+
+
+@pytest.fixture(autouse=True)
+def _operation_runs_here(request: pytest.FixtureRequest) -> None:
+    """Skip an operation that cannot run on this cluster for want of what the provider gives: a
+    shell on nodes (reboot), or, for in-cluster load, a worker the operation leaves alone."""
+    callspec = getattr(request.node, "callspec", None)
+    operation = callspec.params.get("operation") if callspec is not None else None
+    if operation is None:
+        return
+    cluster: Cluster = request.getfixturevalue("cluster")
+    why = unavailable(cluster, operation)
+    if why is not None:  # skipped only where node access is missing: elsewhere the drill says UNKNOWN
+        skip_without_node_access(request.config, f"{operation} ({why})", cluster)
+    room = no_room_for_load(cluster, operation)
+    if room is not None:
+        pytest.skip(room)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,9 @@ eviction and rollout restart: every pod termination disruption in the registry
 is kubedrill.scenarios.shutdown.
 
 One workload is deployed at a time and reused by its causes (tests are ordered workload-major),
-because node ports are cluster-wide and only 30080-30082 reach the host on kind.
+because node ports are cluster-wide and only 30080-30082 reach the host on kind. Traffic takes the
+path kubedrill.load.path chooses: those host ports on a kind cluster that maps them, else locust
+pods in the cluster (provider generic, a plain `kind create cluster`; --load-workers, --load-image).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from kubedrill.cluster.handle import Cluster
 from kubedrill.config import RunConfig
 from kubedrill.disrupt.pod import termination_causes
 from kubedrill.pytest_plugin import KD_CONFIG
-from kubedrill.scenarios.shutdown import Target, TargetPool
+from kubedrill.scenarios.shutdown import LoadOptions, Target, TargetPool
 from kubedrill.workload.sample import SAMPLE_MODES
 from kubedrill.workload.spec import WorkloadSpecError, load_workload
 
@@ -92,12 +94,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="module")
 def shutdown_pool(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[TargetPool]:
     """Deploys the drilled workload (one at a time) and tears it down when the next is needed."""
-    if cluster.provider != "kind" or not cluster.port_map:
-        pytest.skip(f"cluster {cluster.name} gives no 127.0.0.1 port mappings (not a kind cluster on this host): "
-                    "the shutdown suite sends traffic through a NodePort mapped to the host")
+    rc: RunConfig = request.config.stash[KD_CONFIG]
     pool = TargetPool(cluster, sample_image=lambda: str(request.getfixturevalue("sample_image")),
                       keep_namespaces=keep_namespaces(request.config),
-                      lb_lag_s=float(str(_opt(request.config, "shutdown_lb_lag", 1.0))))
+                      lb_lag_s=float(str(_opt(request.config, "shutdown_lb_lag", 1.0))),
+                      load=LoadOptions(workers=rc.load.workers, image=rc.load.image))
     try:
         yield pool
     finally:

@@ -1,5 +1,10 @@
-"""Upgrade suite wiring: versions, a cluster at the source version, the workload, the target release,
+"""Upgrade suite wiring: versions, a cluster at the source version, the workloads, the target release,
 and the rehearsal itself (kubedrill.scenarios.upgrade), run once per module and judged once.
+
+The workloads are every workload of the run config (`--workload FILE` is one), else the graceful
+sample app and nginx-correct from apps/thirdparty (scenarios.upgrade.default_workloads). An
+upgrade is one event for all of them: they are deployed together, each on a host-mapped NodePort
+of its own (kind configs map three), and each is judged on its own.
 
 Options (also as environment variables, for `kubedrill run` and CI):
   --upgrade-from  KUBEDRILL_UPGRADE_FROM   default K8S_UPGRADE_FROM in clusters/versions.env
@@ -14,13 +19,14 @@ source version's node image takes ~20 minutes on 2 cores).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
 
-from fixtures.cluster import VersionedClusters
+from fixtures.cluster import VersionedClusters, skip_without_node_access
 from kubedrill.check.verdict import Verdict
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.paths import versions
@@ -28,8 +34,16 @@ from kubedrill.cluster.progress import say
 from kubedrill.config import RunConfig
 from kubedrill.disrupt.upgrade import ORDERS, Release, ReleaseMissing
 from kubedrill.record.versions import UpgradeRefused, check_upgrade_path
-from kubedrill.scenarios.upgrade import RehearsalRecord, Settings, judge, prepare_release, run_upgrade_rehearsal
+from kubedrill.scenarios.upgrade import (
+    RehearsalRecord,
+    Settings,
+    default_workloads,
+    judge,
+    prepare_release,
+    run_upgrade_rehearsal,
+)
 from kubedrill.workload.deploy import Deployed
+from kubedrill.workload.spec import WorkloadSpec
 
 HERE = os.path.dirname(__file__)
 CONFIGS = ("three-node", "ha")
@@ -94,9 +108,13 @@ class UpgradeSetup:
     order: str
 
 
+UPGRADE_NEEDS = "the upgrade rehearsal (it replaces node binaries)"
+
+
 @pytest.fixture(scope="session")
 def upgrade_setup(pytestconfig: pytest.Config) -> UpgradeSetup:
     """What to rehearse; an upgrade kubeadm would refuse (two minors at once) fails here, before any cluster."""
+    skip_without_node_access(pytestconfig, UPGRADE_NEEDS)
     pinned = versions()
     setup = UpgradeSetup(
         source=_opt(pytestconfig, "upgrade_from", "KUBEDRILL_UPGRADE_FROM", pinned["K8S_UPGRADE_FROM"]),
@@ -141,9 +159,7 @@ def upgrade_cluster(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup, ex
     so a cluster kubedrill created is deleted as soon as the module ends (--keep-cluster keeps it).
     """
     if existing_cluster is not None:
-        if existing_cluster.provider != "kind":
-            pytest.skip("the upgrade rehearsal replaces node binaries, which needs a kind cluster on this host "
-                        f"(context {existing_cluster.context!r} is not one)")
+        skip_without_node_access(pytestconfig, UPGRADE_NEEDS, existing_cluster)
         if existing_cluster.k8s_version != upgrade_setup.source:
             pytest.fail(f"the attached cluster runs {existing_cluster.k8s_version}; the rehearsal starts from "
                         f"{upgrade_setup.source}. Attach a cluster at {upgrade_setup.source} or let the suite create one",
@@ -159,34 +175,47 @@ def upgrade_cluster(pytestconfig: pytest.Config, upgrade_setup: UpgradeSetup, ex
 
 
 @pytest.fixture(scope="module")
-def upgrade_workload(pytestconfig: pytest.Config, upgrade_cluster: Cluster, sample_image: str) -> Iterator[Deployed]:
-    """The workload kept available through the upgrade: --workload's spec, else the graceful sample app (3 replicas, PDB)."""
-    from fixtures.workload import keep_namespaces
+def upgrade_workloads(request: pytest.FixtureRequest, upgrade_cluster: Cluster) -> Iterator[list[Deployed]]:
+    """The workloads kept available through the upgrade, deployed together (every workload of the
+    run config, else the graceful sample app and nginx-correct), each on a free host-mapped
+    NodePort; all removed after."""
+    from fixtures.workload import config_workloads, keep_namespaces
     from kubedrill.workload.deploy import deployed
-    from kubedrill.workload.sample import sample_workload
-    from kubedrill.workload.spec import load_workload
 
-    path = pytestconfig.getoption("workload")
-    spec = load_workload(path) if path else sample_workload("graceful", replicas=3, image=sample_image)
-    if spec.node_port is None:
-        pytest.fail(f"workload {spec.name!r} has no NodePort Service: the load reaches it through a node port mapped "
-                    "to 127.0.0.1 (30080-30082)", pytrace=False)
-    with deployed(upgrade_cluster, spec, purpose="upgrade", keep=keep_namespaces(pytestconfig), wait_deleted=False,
-                  timeout=300) as d:
-        yield d
+    configured = config_workloads(request.config)
+    specs: list[WorkloadSpec] = [dataclasses.replace(c.spec, name=c.id) for c in configured]  # the id names checks
+    problem = ""
+    if not specs:
+        try:
+            specs = default_workloads(str(request.getfixturevalue("sample_image")))
+        except RuntimeError as exc:  # an image could not be built
+            problem = str(exc)
+    if problem:  # failed outside the except block: one clear message, not a chain
+        pytest.fail(f"the default upgrade workloads could not be prepared: {problem}", pytrace=False)
+    mapped = sorted(upgrade_cluster.port_map)
+    if len(specs) > len(mapped):
+        pytest.fail(f"the run config names {len(specs)} workloads ({', '.join(s.name for s in specs)}), but cluster "
+                    f"{upgrade_cluster.name} maps {len(mapped)} node port(s) to 127.0.0.1 "
+                    f"({', '.join(map(str, mapped)) or 'none'}): the upgrade rehearsal sends each workload's load "
+                    f"through a NodePort of its own, so it rehearses at most {len(mapped)} workloads at once; split "
+                    "the run config's workloads over several runs", pytrace=False)
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(deployed(upgrade_cluster, spec, purpose=f"upgrade-{spec.name}", expose_service=True,
+                                            keep=keep_namespaces(request.config), wait_deleted=False, timeout=300))
+               for spec in specs]
 
 
 @pytest.fixture(scope="module")
 def rehearsal(pytestconfig: pytest.Config, upgrade_cluster: Cluster, upgrade_setup: UpgradeSetup,
-              target_release: Release, upgrade_workload: Deployed, kd_config: RunConfig) -> RehearsalRecord:
-    """The whole upgrade, run once and recorded; the tests only judge the record."""
+              target_release: Release, upgrade_workloads: list[Deployed], kd_config: RunConfig) -> RehearsalRecord:
+    """The whole upgrade with every workload under load, run once and recorded; the tests only judge the record."""
     slo = kd_config.slo
     settings = Settings(upgrade_setup.source, upgrade_setup.target, upgrade_setup.order,  # type: ignore[arg-type]
                         slo=slo.availability, max_failed_requests=slo.max_failed_requests, min_rate=slo.min_load_rps)
     from fixtures.workload import keep_namespaces
 
     with live_progress(pytestconfig):
-        return run_upgrade_rehearsal(upgrade_cluster, target_release, upgrade_workload, settings,
+        return run_upgrade_rehearsal(upgrade_cluster, target_release, upgrade_workloads, settings,
                                      keep_data=keep_namespaces(pytestconfig))
 
 

@@ -12,16 +12,21 @@ same scenario and judge as the drain suite (operation "drain"), so no cluster is
   statefulset-single-replica  a 1-replica StatefulSet, no PDB      -> "maintenance risk", not a timeout
 
 After every case: no node is left cordoned and no locust process of the run is alive.
+
+graceful and no-prestop also run on provider generic (ids ending in `/generic`, `-k generic`): the
+same cluster with the Kubernetes API only, so the load runs as locust pods in the cluster, kept off
+the drained node (kubedrill.load.path); same verdicts, for the same reasons.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import pytest
 
+from fixtures.cluster import api_only, locust_image
 from kubedrill.check.verdict import Status, combine
 from kubedrill.cluster.handle import Cluster
 from kubedrill.config import RunConfig
@@ -33,6 +38,7 @@ from kubedrill.scenarios.drain import (
     maintenance_sample,
     run_maintenance,
 )
+from kubedrill.load.path import choose
 from kubedrill.workload.deploy import deployed
 
 pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.disruptive, pytest.mark.slow]
@@ -83,18 +89,30 @@ def _uncordon_all(cluster: Cluster) -> list[str]:
     return cordoned
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_drain_verdict(case: str, cluster: Cluster, sample_image: str, kd_config: RunConfig,
+GENERIC_CASES = ("graceful", "no-prestop")
+RUNS = [(c, "kind") for c in CASES] + [(c, "generic") for c in GENERIC_CASES]
+
+
+@pytest.mark.parametrize(("case", "provider"), RUNS, ids=[c + ("/generic" if p == "generic" else "") for c, p in RUNS])
+def test_drain_verdict(case: str, provider: str, cluster: Cluster, sample_image: str, kd_config: RunConfig,
+                       publish_images: Callable[[Iterable[str]], None], request: pytest.FixtureRequest,
                        tmp_path: Path) -> None:
-    if cluster.provider != "kind" or len(cluster.workers) < 2:
-        pytest.skip("the drain scenario needs a kind cluster with two workers (port mappings, pods to move)")
+    if len(cluster.workers) < 2:
+        pytest.skip("the drain scenario needs two workers (pods to move)")
+    if provider == "kind" and (cluster.provider != "kind" or not cluster.port_map):
+        pytest.skip("the kind path sends from this host through NodePorts mapped to 127.0.0.1; this cluster maps none "
+                    "(its generic cases run)")
+    if provider == "generic":
+        cluster = api_only(cluster, publish_images, [sample_image, locust_image(request.config)])
     variant, settings, phrases = CASES[case]
     if variant.get("node") == PINNED:
         variant = {**variant, "node": cluster.workers[0]}
     spec = maintenance_sample(sample_image, **variant)
     try:
-        with deployed(cluster, spec, purpose=f"drain-meta-{case}", expose_service=True) as d:
-            record = run_maintenance(cluster, d, OPERATION, settings, LoadPlan(), workdir=tmp_path / "load")
+        with deployed(cluster, spec, purpose=f"drain-meta-{case}", expose_service=not choose(cluster).in_cluster) as d:
+            record = run_maintenance(cluster, d, OPERATION, settings,
+                                     LoadPlan(workers=kd_config.load.workers, image=kd_config.load.image),
+                                     workdir=tmp_path / "load")
     finally:
         cordoned = _uncordon_all(cluster)
     assert not cordoned, f"{case}: node(s) left cordoned after the scenario: {cordoned}"

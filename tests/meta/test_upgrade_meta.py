@@ -7,8 +7,11 @@
 2. A worker upgraded before the control plane: the pure skew checker flags it on observed versions;
    then, for real, the rehearsal runs workers-first on a v1.33.13 cluster and must fail on version
    skew at the first worker and halt there. The worker is then put back on v1.33.13.
-3. A workload with one replica and no PodDisruptionBudget: the real rehearsal runs with it and must
-   report lost availability (failed requests) when its node is drained.
+3. A workload with one replica and no PodDisruptionBudget, next to a healthy StatefulSet (the
+   graceful sample app, 3 replicas, PDB): the real rehearsal runs with both, each under its own
+   load, and must report lost availability (failed requests) for the single replica when its
+   node is drained -- and not for the StatefulSet, whose checks must pass: the verdicts are per
+   workload, and a StatefulSet is followed like a Deployment.
 
 2 and 3 run the suite's own drill (`kubedrill.scenarios.upgrade.run_upgrade_rehearsal`) and its
 checks (`judge`) directly on one kind cluster created here, so only one cluster exists at a time.
@@ -17,6 +20,7 @@ checks (`judge`) directly on one kind cluster created here, so only one cluster 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -38,7 +42,7 @@ from kubedrill.disrupt.upgrade import Order, Release, ReleaseMissing
 from kubedrill.record.cluster import NodeState, Snapshot
 from kubedrill.record.versions import Version
 from kubedrill.report.model import TestResult
-from kubedrill.scenarios.upgrade import Settings, judge, prepare_release, run_upgrade_rehearsal
+from kubedrill.scenarios.upgrade import Settings, judge, prepare_release, run_upgrade_rehearsal, workload_check
 from kubedrill.workload.deploy import deployed
 from kubedrill.workload.spec import WorkloadSpec
 
@@ -95,14 +99,18 @@ def release() -> Release:
     pytest.fail(f"the target release {TARGET} could not be prepared: {problem}", pytrace=False)
 
 
-def rehearse(cluster: Cluster, release: Release, spec: WorkloadSpec, kd_config: RunConfig, kd_report: TestResult,
-             kd_artifacts: Path, order: Order = "control-plane-first") -> dict[str, Verdict]:
-    """The suite's rehearsal and judgement with the suite's SLO settings; every verdict is reported."""
+def rehearse(cluster: Cluster, release: Release, specs: list[WorkloadSpec], kd_config: RunConfig,
+             kd_report: TestResult, kd_artifacts: Path, order: Order = "control-plane-first") -> dict[str, Verdict]:
+    """The suite's rehearsal and judgement with the suite's SLO settings, the workloads deployed
+    together as the suite does (each on a free host-mapped NodePort); every verdict is reported."""
     slo = kd_config.slo
     settings = Settings(SOURCE, TARGET, order, slo=slo.availability, max_failed_requests=slo.max_failed_requests,
                         min_rate=slo.min_load_rps)
-    with deployed(cluster, spec, purpose="upgrade-meta", wait_deleted=False, timeout=300) as d:
-        rec = run_upgrade_rehearsal(cluster, release, d, settings)
+    with contextlib.ExitStack() as stack:
+        workloads = [stack.enter_context(deployed(cluster, spec, purpose=f"upgrade-meta-{spec.name}",
+                                                  expose_service=True, wait_deleted=False, timeout=300))
+                     for spec in specs]
+        rec = run_upgrade_rehearsal(cluster, release, workloads, settings)
     rec.dump(kd_artifacts / "upgrade")  # kept only if the meta-test fails
     return {v.check: kd_report.add(v) for v in judge(rec)}
 
@@ -154,7 +162,7 @@ def test_worker_upgraded_before_control_plane_fails_on_skew(meta_cluster: Cluste
 
     first_worker = meta_cluster.workers[0]
     try:
-        v = rehearse(meta_cluster, release, sample_workload("graceful", replicas=3, image=sample_image), kd_config,
+        v = rehearse(meta_cluster, release, [sample_workload("graceful", replicas=3, image=sample_image)], kd_config,
                      kd_report, kd_artifacts, order="workers-first")
         skew = v["version-skew"]
         assert skew.status is Status.FAIL, f"the rehearsal passed a workers-first upgrade on skew: {skew}"
@@ -196,11 +204,23 @@ def _single_replica_spec(image: str) -> WorkloadSpec:
 def test_single_replica_without_pdb_loses_availability(meta_cluster: Cluster, release: Release, sample_image: str,
                                                        kd_config: RunConfig, kd_report: TestResult,
                                                        kd_artifacts: Path) -> None:
-    v = rehearse(meta_cluster, release, _single_replica_spec(sample_image), kd_config, kd_report, kd_artifacts)
-    users = [v["availability"], v["failed-requests"]]
+    from kubedrill.scenarios.drain import as_statefulset
+    from kubedrill.workload.sample import sample_workload
+
+    single, healthy = "kd-single", "kd-sample"
+    companion = as_statefulset(sample_workload("graceful", replicas=3, image=sample_image, name=healthy))
+    v = rehearse(meta_cluster, release, [_single_replica_spec(sample_image), companion], kd_config, kd_report,
+                 kd_artifacts)
+    users = [v[workload_check("availability", single)], v[workload_check("failed-requests", single)]]
     assert not all(u.passed for u in users), f"the rehearsal passed an upgrade that took down a single-replica " \
                                              f"workload: {users}"
     why = " | ".join(u.reason for u in users)
     assert "request(s) failed" in why or "below the SLO" in why, why
     rollout = v["rollout"].reason
-    assert "halted after" in rollout and ("failed-requests" in rollout or "availability" in rollout), rollout
+    assert "halted after" in rollout and (f"failed-requests {single}" in rollout or f"availability {single}" in rollout), \
+        rollout
+    # The single replica's outage is its own: the StatefulSet next to it kept serving through the same
+    # rollout, and is back at 3/3 at the end.
+    kept = [v[workload_check(c, healthy)] for c in ("availability", "failed-requests", "replicas")]
+    assert all(k.passed for k in kept), f"the healthy StatefulSet beside the single replica was judged hurt: {kept}"
+    assert "StatefulSet" in v[workload_check("replicas", healthy)].reason, v[workload_check("replicas", healthy)]

@@ -27,6 +27,8 @@ LONG_RUNNING = {
     ("kubedrill/cluster/setup.py", "Popen"): "build scripts: progress every 30 s, bounded by the build's own steps",
     ("kubedrill/preflight/apiserver.py", "Popen"): "the test API server and etcd: terminated, then killed, on exit",
     ("kubedrill/load/direct.py", "Popen"): "kubectl port-forward: a context manager; exit terminates, then kills",
+    ("kubedrill/observe/runtime.py", "Popen"): "ctr events on a kind node: `timeout` on the node; stop() terminates, "
+                                               "then kills",
     ("kubedrill/cli.py", "run"): "the pytest session `kubedrill run` hands the terminal to (Ctrl-C ends it)",
 }
 
@@ -63,7 +65,7 @@ contexts: [{{name: hung, context: {{cluster: hung, user: u}}}}]
 current-context: hung
 """)
     monkeypatch.setattr(handle, "API_TIMEOUT_S", (1.0, 1.0))
-    c = handle.Cluster(name="hung", kubeconfig=kubeconfig, provider="existing", context="hung")
+    c = handle.Cluster(name="hung", kubeconfig=kubeconfig, provider="generic", context="hung")
     t0 = time.monotonic()
     try:
         with pytest.raises(TimeoutError, match=r"did not answer GET /api/v1/nodes within"):

@@ -160,14 +160,16 @@ def test_run_failing_gate_exits_nonzero_with_reason(fake_repo: Path, tmp_path: P
 def test_run_no_tests_collected_is_a_clear_error(fake_repo: Path, capfd: pytest.CaptureFixture[str]) -> None:
     (fake_repo / "suites" / "smoke" / "test_smoke.py").write_text("X = 1\n")
     assert cli.main(["run", "--no-setup", "--suite", "smoke"]) == cli.EXIT_NOTHING_CHECKED
-    assert "no tests were collected from suites/smoke: nothing was checked" in capfd.readouterr().err
+    assert "gate not passed: requested suite ran no test, so nothing was checked there: smoke (no test collected)" \
+        in capfd.readouterr().err
 
 
 def test_run_all_skipped_does_not_pass(fake_repo: Path, capfd: pytest.CaptureFixture[str]) -> None:
     (fake_repo / "suites" / "smoke" / "test_smoke.py").write_text(
         "import pytest\ndef test_x():\n    pytest.skip('needs kind')\n")
     assert cli.main(["run", "--no-setup", "--suite", "smoke"]) == cli.EXIT_NOTHING_CHECKED
-    assert "gate not passed: no test passed" in capfd.readouterr().err
+    assert "gate not passed: requested suite ran no test, so nothing was checked there: smoke (all 1 tests " \
+        "skipped: needs kind)" in capfd.readouterr().err
 
 
 def test_setup_failure_writes_a_report_and_exits_10(fake_repo: Path, tmp_path: Path,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubedrill.config import (DISRUPTIVE_SUITES, SUITES, ConfigError, RunConfig, SLOConfig, apply_overrides,
+from kubedrill.config import (DISRUPTIVE_SUITES, SUITES, ConfigError, GateConfig, RunConfig, SLOConfig,
+                              UnknownAllowance, apply_overrides,
                               load_config, parse_set, suite_dir)
 from kubedrill.report.meta import REPO_ROOT
 
@@ -243,12 +244,25 @@ def test_workloads_are_spec_files_only() -> None:
         "config.workloads[0].spec: missing: name the workload's spec YAML (see suites/shutdown/example-workload.yaml)"]
 
 
-@pytest.mark.parametrize("key", ["seed", "load"])
+@pytest.mark.parametrize("key", ["seed", "chaos"])
 def test_fields_nothing_read_are_refused(key: str) -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(None, {key: 1}, {key: f"--kd-set {key}"})
-    assert problems(exc) == [f"config.{key}: unknown field; allowed: version, cluster, workloads, slo, suites, "
-                             f"reports_dir (from --kd-set {key})"]
+    assert problems(exc) == [f"config.{key}: unknown field; allowed: version, cluster, load, workloads, slo, suites, "
+                             f"gate, reports_dir (from --kd-set {key})"]
+
+
+def test_provider_and_in_cluster_load_are_read_and_checked() -> None:
+    rc = load_config(None, {"cluster.provider": "generic", "load.workers": 3, "load.image": "reg/locust:1"})
+    assert rc.cluster.provider == "generic" and rc.load.workers == 3 and rc.load.image == "reg/locust:1"
+    assert load_config(None).cluster.provider is None and load_config(None).load.workers == 1
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, {"cluster.provider": "existing", "load.workers": 0, "load.size": 1},
+                    {"cluster.provider": "--provider", "load.workers": "--load-workers"})
+    assert problems(exc) == [
+        "config.cluster.provider: 'existing' is not one of kind, generic (from --provider)",
+        "config.load.size: unknown field; allowed: workers, image",
+        "config.load.workers: expected a whole number of worker pods from 1 to 64, got 0 (from --load-workers)"]
 
 
 def _suite_sources() -> str:
@@ -312,3 +326,66 @@ def test_standalone_etcd_suite_runs_on_an_attached_cluster_without_allowance() -
 
 def test_suite_dir_maps_names_to_packages() -> None:
     assert suite_dir("cluster-etcd") == "cluster_etcd" and suite_dir("smoke") == "smoke"
+
+
+# -- gate: what may not close the gate ------------------------------------------------------------
+
+def test_gate_allowances_default_to_nothing_and_read_both_forms(tmp_path: Path) -> None:
+    assert load_config(None).gate == GateConfig()
+    rc = load_config(write(tmp_path, """
+gate:
+  allow_unknown:
+    - in-flight
+    - {check: sigkill, test: "*[nginx-broken/delete]", reason: no runtime events on this host}
+    - {test: "*thirdparty*"}
+  allow_empty_suites: [upgrade, cluster_etcd]
+"""))
+    assert rc.gate.allow_unknown == (UnknownAllowance("in-flight"),
+                                     UnknownAllowance("sigkill", "*[nginx-broken/delete]", "no runtime events on this host"),
+                                     UnknownAllowance("*", "*thirdparty*"))
+    assert rc.gate.allow_empty_suites == ("upgrade", "cluster-etcd")
+    assert "gate.allow_unknown" in rc.explicit
+    assert rc.to_dict()["gate"]["allow_unknown"][0] == {"check": "in-flight", "test": "*", "reason": ""}
+
+
+def test_bad_gate_entries_name_the_file_the_field_and_the_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+gate:
+  allow_unknown: [in-flight, "*", {check: sigkill, tset: x}, {reason: because}, 7, {check: ""}]
+  allow_empty_suites: [chaos]
+  allow_everything: true
+""")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(path) in str(exc.value)
+    assert problems(exc) == [
+        "config.gate.allow_everything: unknown field; allowed: allow_unknown, allow_empty_suites",
+        "config.gate.allow_unknown[1]: allows every UNKNOWN verdict in every test, which turns the gate off for all it "
+        "cannot see; name the check (e.g. in-flight) or the tests (test: '*thirdparty*')",
+        "config.gate.allow_unknown[2].tset: unknown field; allowed: check, test, reason",
+        "config.gate.allow_unknown[3]: name the check, the test or both: a rule without either would allow every "
+        "UNKNOWN",
+        "config.gate.allow_unknown[4]: expected a check name or a mapping with check, test, reason, got int (e.g. "
+        "allow_unknown: [in-flight] or [{check: in-flight, test: '*evict*', reason: ...}])",
+        "config.gate.allow_unknown[5].check: expected a non-empty name or glob, got '' (e.g. allow_unknown: "
+        "[in-flight] or [{check: in-flight, test: '*evict*', reason: ...}])",
+        f"config.gate.allow_empty_suites: 'chaos' is not one of {', '.join(SUITES)}"]
+
+
+def test_gate_allowances_from_options_replace_the_file(tmp_path: Path) -> None:
+    from kubedrill.options import run_config
+
+    path = write(tmp_path, "gate: {allow_unknown: [traffic], allow_empty_suites: [upgrade]}\n")
+    rc = run_config({"kd_config": str(path), "allow_unknown": ["in-flight,sigkill"], "allow_empty_suite": ["etcd"]},
+                    environ={})
+    assert [a.check for a in rc.gate.allow_unknown] == ["in-flight", "sigkill"]
+    assert rc.gate.allow_empty_suites == ("etcd",)
+    rc = run_config({"kd_set": ["gate.allow_unknown=[in-flight]"]}, environ={})
+    assert rc.gate.allow_unknown == (UnknownAllowance("in-flight"),)
+    with pytest.raises(ConfigError) as exc:
+        run_config({"allow_empty_suite": ["chaos"]}, environ={})
+    assert problems(exc) == [f"config.gate.allow_empty_suites: 'chaos' is not one of {', '.join(SUITES)} "
+                             "(from --allow-empty-suite)"]
+    with pytest.raises(ConfigError) as exc:
+        run_config({"allow_unknown": ["*"]}, environ={})
+    assert problems(exc)[0].endswith("(from --allow-unknown)")

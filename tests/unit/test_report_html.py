@@ -94,3 +94,39 @@ def test_formatting_helpers() -> None:
     assert H.duration(0.5) == "0.50 s" and H.duration(75) == "1m 15s" and H.duration(3725) == "1h 02m"
     assert H.value(None) == "—" and H.value(0.99912) == "0.9991" and H.value(12000) == "12,000"
     assert H.anchor("a/b.py::c[d]") == "t-a-b-py-c-d"
+
+
+def test_what_the_run_config_allowed_is_listed_at_the_top_and_on_the_test() -> None:
+    ok = TestResult("suites/smoke/test_smoke.py::test_nodes_ready", suite="smoke", outcome="passed")
+    unseen = TestResult("suites/shutdown/test_shutdown.py::test_pod[nginx/delete]", suite="shutdown", outcome="failed",
+                        headline="AssertionError: in-flight: UNKNOWN: <close-delimited> body")
+    unseen.add(Verdict.unknown("in-flight", "<close-delimited> body"))
+    skipped = TestResult("suites/upgrade/test_upgrade.py::test_x", suite="upgrade", outcome="skipped", headline="no image")
+    gate = {"allow_unknown": [{"check": "in-flight", "test": "*", "reason": "nginx & downloads"}],
+            "allow_empty_suites": []}
+    doc = R.build_doc([ok, unseen, skipped], R.RunInfo(
+        started=time.time() - 5, finished=time.time(), exitstatus=1, argv=["suites/"], config={"gate": gate},
+        requested_suites=["smoke", "shutdown", "upgrade"]))
+    assert doc["summary"]["gate"] == "unknown"  # upgrade ran no test and is not allowed
+    page = H.render(doc)
+    assert page.index("id='empty-suites'") < page.index("id='allowed'") < page.index("id='gate-table'")
+    assert "requested suite <code>upgrade</code> ran no test: all 1 tests skipped: no image" in page
+    assert ("<strong>allowed by gate.allow_unknown[0]</strong> (<code>in-flight</code>) <span class='muted'>— "
+            "nginx &amp; downloads</span>: <code>in-flight</code> UNKNOWN in <a href='#t-suites-shutdown-test_shutdown-py-"
+            "test_pod-nginx-delete'>test_pod[nginx/delete]</a>: &lt;close-delimited&gt; body") in page
+    assert "<span class='chip s-unknown'>allowed</span>" in gate_table(page)
+    text = format_summary(doc, width=200)
+    assert ("   allowed by gate.allow_unknown[0] (in-flight) [nginx & downloads]: in-flight in test_pod[nginx/delete]: "
+            "<close-delimited> body") in text.splitlines()
+    assert "test_pod[nginx/delete]  (allowed)" in text
+    assert "<br><strong>allowed by gate.allow_unknown[0]</strong> (<code>in-flight</code>) <span class='muted'>— " \
+        "nginx &amp; downloads</span></td>" in gate_table(page)
+
+
+def test_a_suite_with_an_unjudged_test_is_not_shown_as_passed() -> None:
+    ok = TestResult("suites/shutdown/test_shutdown.py::test_a", suite="shutdown", outcome="passed")
+    unseen = TestResult("suites/shutdown/test_shutdown.py::test_b", suite="shutdown", outcome="failed",
+                        headline="AssertionError: in-flight: UNKNOWN: no framing")
+    unseen.add(Verdict.unknown("in-flight", "no framing"))
+    page = H.render(doc_for([ok, unseen]))
+    assert re.search(r"<h2>shutdown <span class='chip s-unknown'>UNKNOWN</span>.*?2 tests, 1 not passed", page)

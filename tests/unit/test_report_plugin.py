@@ -7,6 +7,7 @@ kubedrill plugin loaded by `-p`, and reads what it wrote under reports/latest/.
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,7 @@ def test_kubedrill_run_and_pytest_resolve_the_same_config(kd_pytester: pytest.Py
     expected = json.loads(json.dumps(cli.resolve_config(args).to_dict()))
     kd_pytester.makepyfile(test_cfg='''
 import json
+import re
 def test_cfg(kd_config):
     open("resolved.json", "w").write(json.dumps(kd_config.to_dict()))
 ''')
@@ -338,3 +340,85 @@ def test_sigterm_mid_drill_heals_and_the_report_says_where(kd_pytester: pytest.P
     notes = " ".join(doc["run"]["notes"])
     assert "run interrupted (signal 15)" in notes and "mark-node of w1: interrupted during applied" in notes, notes
     assert "healed" in notes and doc["summary"]["gate"] != "pass"
+
+
+SHUTDOWN_SUITE = '''
+from kubedrill.check.verdict import Verdict
+
+
+def test_traffic_served(kd_report):
+    kd_report.add(Verdict.ok("traffic", "0 failed requests"))
+
+
+def test_download_unjudged(kd_report):
+    v = kd_report.add(Verdict.unknown("in-flight", "close-delimited body: completion cannot be told"))
+    assert v.passed, str(v)
+'''
+
+
+def test_exit_status_is_the_gate_and_an_allowed_unknown_opens_it(kd_pytester: pytest.Pytester) -> None:
+    """Failing on UNKNOWN exits 1 and JUnit shows the UNKNOWN; allowed by the run config, the same run
+    exits 0, and results.json, the terminal and report.html say what was allowed (JUnit still shows it)."""
+    suite = kd_pytester.path / "suites" / "shutdown"
+    suite.mkdir(parents=True)
+    (suite / "test_shutdown.py").write_text(SHUTDOWN_SUITE)
+    latest = kd_pytester.path / "reports" / "latest"
+
+    res = kd_pytester.runpytest(*PLUGIN, "suites/shutdown")
+    res.assert_outcomes(passed=1, failed=1)
+    assert res.ret == 1
+    doc = read_results(kd_pytester.path)
+    assert (doc["summary"]["gate"], doc["summary"]["exit_code"]) == ("unknown", 1)
+    junit = (latest / "junit.xml").read_text()
+    assert re.search(r'<failure message="[^"]*in-flight: UNKNOWN: close-delimited body', junit), junit
+
+    res = kd_pytester.runpytest(*PLUGIN, "suites/shutdown", "--allow-unknown", "in-flight")
+    res.assert_outcomes(passed=1, failed=1)  # pytest's own count is unchanged ...
+    assert res.ret == 0  # ... the exit status is the gate's
+    doc = read_results(kd_pytester.path)
+    assert R.validate(doc) == []
+    assert (doc["summary"]["gate"], doc["summary"]["exit_code"], doc["run"]["exitstatus"]) == ("pass", 0, 1)
+    assert [(a["by"], a["check"]) for a in doc["summary"]["allowed"]] == [("gate.allow_unknown[0]", "in-flight")]
+    res.stdout.fnmatch_lines([
+        "*kubedrill gate: PASS - 1 tests passed; allowed by gate.allow_unknown: in-flight (1 test)*",
+        "allowed by gate.allow_unknown[[]0] (in-flight): in-flight in test_download_unjudged: close-delimited body*",
+        "exit status 0, set by the kubedrill gate (pytest's own: 1)"])
+    assert 'in-flight: UNKNOWN: close-delimited body' in (latest / "junit.xml").read_text()
+    page = (latest / "report.html").read_text()
+    assert "Allowed by the run config (1)" in page and "allowed by gate.allow_unknown[0]" in page
+
+
+def test_a_requested_suite_that_ran_no_test_exits_5_unless_allowed(kd_pytester: pytest.Pytester) -> None:
+    for suite, body in (("smoke", "def test_x(): pass\n"),
+                        ("upgrade", "import pytest\n\ndef test_x():\n    pytest.skip('no v1.33 node image')\n")):
+        (kd_pytester.path / "suites" / suite).mkdir(parents=True)
+        (kd_pytester.path / "suites" / suite / f"test_{suite}.py").write_text(body)
+    res = kd_pytester.runpytest(*PLUGIN, "suites/smoke", "suites/upgrade")
+    res.assert_outcomes(passed=1, skipped=1)
+    assert res.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    res.stdout.fnmatch_lines(["*kubedrill gate: UNKNOWN - requested suite ran no test, so nothing was checked there: "
+                              "upgrade (all 1 tests skipped: no v1.33 node image)*",
+                              "exit status 5, set by the kubedrill gate (pytest's own: 0)"])
+    assert read_results(kd_pytester.path)["summary"]["requested_suites"] == ["smoke", "upgrade"]
+    page = (kd_pytester.path / "reports" / "latest" / "report.html").read_text()
+    assert "Requested suites that checked nothing" in page
+
+    kd_pytester.makefile(".yaml", kubedrill="gate: {allow_empty_suites: [upgrade]}\n")
+    res = kd_pytester.runpytest(*PLUGIN, "suites/smoke", "suites/upgrade", "--kd-config", "kubedrill.yaml")
+    assert res.ret == 0
+    res.stdout.fnmatch_lines(["*kubedrill gate: PASS*allowed by gate.allow_empty_suites: upgrade*",
+                              "allowed by gate.allow_empty_suites (upgrade): suite upgrade: all 1 tests skipped*"])
+    # Only suites named on the command line must run a test: the whole folder names none.
+    assert kd_pytester.runpytest(*PLUGIN, "suites").ret == 0
+
+
+def test_xdist_controller_exits_by_the_gate(kd_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    suite = kd_pytester.path / "suites" / "shutdown"
+    suite.mkdir(parents=True)
+    (suite / "test_shutdown.py").write_text(SHUTDOWN_SUITE)
+    assert kd_pytester.runpytest_subprocess(*PLUGIN, "-n", "2", "suites/shutdown").ret == 1
+    res = kd_pytester.runpytest_subprocess(*PLUGIN, "-n", "2", "suites/shutdown", "--kd-set",
+                                           "gate.allow_unknown=[{check: in-flight, reason: no framing}]")
+    assert res.ret == 0, res.stdout.str()
+    assert read_results(kd_pytester.path)["summary"]["allowed"][0]["why"] == "no framing"

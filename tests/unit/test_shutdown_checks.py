@@ -182,3 +182,49 @@ def test_many_pods() -> None:
     v = check_shutdowns([GRACEFUL, change(pod="pod-b", exit_code=1)])
     assert v.status is Status.FAIL and "pod-b" in v.reason and "pod-a" not in v.reason
     assert [p["pod"] for p in v.series["shutdown"]] == ["pod-a", "pod-b"]
+
+
+def health(start: float, end: float, fail_from: float | None = None, every: float = 0.25) -> tuple[Operation, ...]:
+    """Health checks sent straight to the pod; from `fail_from` on, none is answered within 1 s."""
+    ops = []
+    t = start
+    while t < end:
+        bad = fail_from is not None and t >= fail_from
+        ops.append(Operation("direct GET /healthz", t, t + (1.0 if bad else 0.01), "unknown" if bad else "ok",
+                             result="pod-a", detail="no answer within 1 s" if bad else ""))
+        t += 1.0 if bad else every
+    return tuple(ops)
+
+
+TWO_SLOW = (slow(start=98.0), slow(start=98.0))  # the probe began 2 s before the deletion
+
+
+def test_a_pod_the_probe_itself_made_unresponsive_is_unknown_not_failed() -> None:
+    # Two slow requests took every worker: health checks went unanswered, then traffic failed.
+    rec = change(inflight=TWO_SLOW, direct=health(90.0, 112.0, fail_from=98.1),
+                 traffic=traffic(fail_between=(98.5, 99.9)))
+    v = check_shutdown(rec)
+    assert v.status is Status.UNKNOWN
+    assert "the in-flight probe itself made the pod unready at 2 concurrent request(s)" in v.reason
+    assert "a health check sent straight to it got no answer within 1 s 0.2 s after the probe began" in v.reason
+
+
+def test_a_readiness_drop_while_only_the_probe_ran_is_the_probes_doing() -> None:
+    v = check_shutdown(change(inflight=TWO_SLOW, unready_at=99.5, direct=health(90.0, 112.0)))
+    assert v.status is Status.UNKNOWN
+    assert "made the pod unready at 2 concurrent request(s)" in v.reason and "seen NotReady 1.5 s after" in v.reason
+
+
+def test_an_app_unhealthy_before_the_probe_is_judged_as_usual() -> None:
+    # It did not answer before the probe either: the probe is not what broke it.
+    v = check_shutdown(change(inflight=TWO_SLOW, direct=health(90.0, 112.0, fail_from=90.0), unready_at=None))
+    assert "in-flight probe itself" not in v.reason
+    # Answering throughout, and NotReady only after the deletion (terminating): judged as usual.
+    ok = check_shutdown(change(inflight=TWO_SLOW, direct=health(90.0, 112.0), unready_at=None))
+    assert ok.status is Status.PASS, ok.reason
+
+
+def test_in_flight_not_probed_on_purpose_says_why() -> None:
+    why = "even one slow request left pod-b's health check unanswered while idle"
+    v = check_shutdown(change(inflight=(), inflight_skipped=why))
+    assert v.status is Status.UNKNOWN and f"no in-flight request was probed: {why}" in v.reason

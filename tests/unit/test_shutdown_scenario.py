@@ -143,7 +143,7 @@ def test_judge_gives_the_shutdown_verdict_with_the_drills_figures(tmp_path: Path
                  "requests", "requests_failed", "slow_requests_started"):
         assert name in names, f"{name} missing from {names}"
     record.dump(tmp_path / "artifacts")
-    assert {p.name for p in (tmp_path / "artifacts").iterdir()} == {"pods.json", "records.json", "history.json"}
+    assert {p.name for p in (tmp_path / "artifacts").iterdir()} == {"pods.json", "records.json", "history.json", "runtime.json"}
 
 
 def test_judge_without_a_terminated_pod_is_unknown() -> None:
