@@ -91,5 +91,5 @@ def demo_results(failing: bool = True) -> list[TestResult]:
     out.append(etcd)
 
     out.append(TestResult("suites/upgrade/test_upgrade.py::test_rolling_upgrade", suite="upgrade", outcome="skipped",
-                          headline="upgrade needs node access: existing cluster attached by kubeconfig"))
+                          headline="upgrade needs node access: provider generic (Kubernetes API only)"))
     return out

@@ -332,6 +332,29 @@ def _suites(tests: list[dict[str, Any]], allowed: dict[str, list[dict[str, Any]]
     return "".join(out)
 
 
+def _soak(doc: dict[str, Any]) -> str:
+    """`kubedrill soak`'s table: each test's passes, failures, UNKNOWNs and skips over every run,
+    its duration spread and the reason of every run that did not pass."""
+    soak = doc.get("soak")
+    if not soak:
+        return ""
+    rows = "".join(
+        f"<tr><td><a href='#{anchor(r['nodeid'])}'>{e(r['nodeid'].split('::', 1)[-1])}</a></td><td>{r['runs']}</td>"
+        f"<td>{r['passed']}</td><td>{r['failed']}</td><td>{r['unknown']}</td><td>{r['skipped']}</td>"
+        f"<td>{duration(r['min_s'])}</td><td>{duration(r['median_s'])}</td><td>{duration(r['max_s'])}</td></tr>"
+        for r in soak["tests"])
+    reasons = [f"{r['nodeid'].split('::', 1)[-1]} {x}" for r in soak["tests"] for x in r["reasons"]]
+    reasons += list(soak.get("broken_runs", []))
+    t = soak["totals"]
+    verdict = chip("pass" if soak["clean"] else "fail", "clean" if soak["clean"] else "not clean")
+    return (f"<section id='soak'><h2>Soak: {e(soak.get('suite', ''))}, {soak['runs']} runs {verdict}</h2>"
+            f"<p>{t['passed']} passed, {t['failed']} failed, {t['unknown']} unknown, {t['skipped']} skipped. "
+            f"{e(soak.get('machine_before', ''))}</p>"
+            "<table><tr><th>test</th><th>runs</th><th>pass</th><th>fail</th><th>unknown</th><th>skipped</th>"
+            f"<th>min</th><th>median</th><th>max</th></tr>{rows}</table>"
+            + (f"<ul>{''.join(f'<li>{e(x)}</li>' for x in reasons)}</ul>" if reasons else "") + "</section>")
+
+
 def render(doc: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     s = doc["summary"]
@@ -343,7 +366,7 @@ def render(doc: dict[str, Any]) -> str:
         f"<title>{e(title)}</title><style>{CSS}</style></head><body><main>"
         f"{_banner(doc)}{_why(doc)}{_gate_exceptions(doc)}"
         f"<section id='gates'><h2>Gate table</h2>{_gate_table(doc['tests'], allowed)}</section>"
-        f"{_run_details(doc)}{_suites(doc['tests'], allowed)}"
+        f"{_soak(doc)}{_run_details(doc)}{_suites(doc['tests'], allowed)}"
         f"<footer>results.json schema {e(doc.get('schema_version'))} · kubedrill {e(doc['run'].get('kubedrill_version'))}"
         " · this file is self-contained: no scripts, no external assets</footer>"
         "</main></body></html>\n"

@@ -69,3 +69,20 @@ def test_bad_usage_is_refused() -> None:
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         main(["--suite", "smoke", "--runs", "0"])
+
+
+def test_the_table_goes_into_a_valid_results_json_and_the_report() -> None:
+    import time
+
+    from kubedrill.report import results as R
+    from kubedrill.report.demo import demo_results
+    from kubedrill.report.html import render
+
+    doc = R.build_doc(demo_results(), R.RunInfo(started=time.time() - 60, finished=time.time(), exitstatus=1,
+                                                argv=["suites/smoke"]))
+    t = doc["tests"][0]["nodeid"]
+    doc["soak"] = {**tabulate([_run(_test(t)), _run(_test(t, "failed", headline="boom"))]), "suite": "smoke"}
+    assert R.validate(doc) == []
+    html = render(doc)
+    assert "<section id='soak'><h2>Soak: smoke, 2 runs" in html and "not clean" in html
+    assert "run 2: boom" in html
