@@ -349,9 +349,13 @@ def _traffic(rec: TerminationRecord, t0: float, th: ShutdownThresholds) -> Verdi
     last_end = max(o.end for o in failed)
     err = _top_error(failed)
     need = max(2, math.ceil(last_end - t0) + 1)
-    if rec.sigterm_at is not None and first.start < rec.sigterm_at - 0.05:
-        return Verdict.fail("traffic", f"{len(failed)} requests failed with {err} from {first.start - t0:.1f} s after deletion, "
-                                   "before SIGTERM: the pod stopped serving during its preStop hook while still receiving "
+    # A request fails when its error comes back (its end), not when it was sent: one sent just before
+    # SIGTERM and reset when the server closed its listener on SIGTERM failed because of SIGTERM.
+    failed_at = min(o.end for o in failed)
+    if rec.sigterm_at is not None and failed_at < rec.sigterm_at - 0.05:
+        during = " during its preStop hook" if rec.prestop_start is not None else ""
+        return Verdict.fail("traffic", f"{len(failed)} requests failed with {err} from {failed_at - t0:.1f} s after deletion, "
+                                   f"before SIGTERM: the pod stopped serving{during} while still receiving "
                                    "traffic; keep serving until SIGTERM")
     ref = rec.sigterm_at if rec.sigterm_at is not None else t0
     label = "SIGTERM" if rec.sigterm_at is not None else "deletion"

@@ -134,7 +134,21 @@ def test_prestop_shorter_than_propagation() -> None:
 
 def test_failures_during_prestop_are_blamed_on_the_pod_not_propagation() -> None:
     v = check_shutdown(change(traffic=traffic(fail_between=(102.0, 103.0))))
-    assert v.status is Status.FAIL and "before SIGTERM" in v.reason
+    assert v.status is Status.FAIL and "before SIGTERM: the pod stopped serving during its preStop hook" in v.reason
+
+
+def test_a_request_sent_before_sigterm_and_reset_by_it_failed_after_sigterm() -> None:
+    """CI, 2026-12-02: no preStop, SIGTERM 0.3 s after deletion; requests sent 0.1 s after deletion were
+    reset when the server closed its listener on SIGTERM. They failed at SIGTERM, not before it."""
+    ops = list(traffic(error="connection reset"))
+    ops = [dataclasses.replace(o, end=100.35, outcome="fail", detail="connection reset")
+           if 100.1 <= o.start < 100.3 else o for o in ops]
+    rec = change(prestop_expected=False, prestop_start=None, prestop_end=None, sigterm_at=100.3,
+                 shutdown_began_at=100.3, drained_at=100.31, exit_at=100.31, traffic=tuple(ops))
+    v = check_shutdown(rec)
+    assert v.status is Status.FAIL
+    assert "before SIGTERM" not in v.reason
+    assert "the server closes its listener before endpoints are removed; add a preStop sleep" in v.reason
 
 
 def test_failure_budget_is_configurable() -> None:
