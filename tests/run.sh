@@ -119,7 +119,7 @@ elif fits "the upgrade suite" 1000 "tox -e upgrade -- tests/meta/test_upgrade_me
 fi
 # Node loss: the meta-tests (default toleration fails its SLO, a short one passes, a StatefulSet is
 # stuck until out-of-service) on the suite's short-timer cluster; `tox -e node-loss` runs the suite.
-if fits "the node-loss meta-tests" 450 "tox -e node-loss -- tests/meta/test_node_loss_meta.py"; then
+if fits "the node-loss meta-tests" 320 "tox -e node-loss -- tests/meta/test_node_loss_meta.py"; then
   step "node loss: meta-tests on the node-loss cluster"
   if ! .tox/kd/bin/python -m pytest -p no:cacheprovider --junitxml="$ROOT/reports/ci/node-loss.xml" \
       tests/meta/test_node_loss_meta.py; then
