@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from fixtures.cluster import skip_without_node_access
-from fixtures.workload import keep_namespaces
+from fixtures.workload import config_workloads, keep_namespaces
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.progress import say
 from kubedrill.config import RunConfig
@@ -39,7 +39,7 @@ from kubedrill.scenarios.drain import (
     unavailable,
 )
 from kubedrill.workload.deploy import Deployed, deployed
-from kubedrill.workload.spec import WorkloadSpec, WorkloadSpecError, load_workload
+from kubedrill.workload.spec import WorkloadSpec, WorkloadSpecError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,28 +136,13 @@ class DrainTarget:
         return self.spec is None
 
 
-def _spec_path(rc: RunConfig, spec: str) -> Path:
-    p = Path(spec).expanduser()
-    if not p.is_absolute() and rc.source and not p.exists():
-        p = Path(rc.source).parent / p
-    return p
-
-
 def drain_targets(config: pytest.Config) -> list[DrainTarget]:
     """Every workload of the run config, in its order; a spec that does not load stops the run
     before any cluster is made."""
     rc: RunConfig = config.stash[KD_CONFIG]
     if not rc.workloads:
         return [DrainTarget(f"sample-{config.getoption('sample_mode', default='graceful')}")]
-    targets: list[DrainTarget] = []
-    for w in rc.workloads:
-        try:
-            spec = load_workload(_spec_path(rc, w.spec))
-        except WorkloadSpecError as exc:
-            raise pytest.UsageError(f"workload {w.name!r}: {exc}") from None
-        tid = spec.name if all(t.id != spec.name for t in targets) else f"{spec.name}-{w.name}"
-        targets.append(DrainTarget(tid, spec, w.name))
-    return targets
+    return [DrainTarget(w.id, w.spec, w.config_name) for w in config_workloads(config)]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

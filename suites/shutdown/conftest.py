@@ -14,12 +14,11 @@ pods in the cluster (provider generic, a plain `kind create cluster`; --load-wor
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from fixtures.workload import keep_namespaces
+from fixtures.workload import keep_namespaces, spec_path
 from kubedrill.check.shutdown import ShutdownThresholds
 from kubedrill.cluster.handle import Cluster
 from kubedrill.config import RunConfig
@@ -55,13 +54,6 @@ def _sample_modes(config: pytest.Config) -> list[str]:
     return modes
 
 
-def _spec_path(rc: RunConfig, spec: str) -> Path:
-    p = Path(spec).expanduser()
-    if not p.is_absolute() and rc.source and not p.exists():
-        p = Path(rc.source).parent / p
-    return p
-
-
 def collect_targets(config: pytest.Config) -> list[Target]:
     """The run's workloads as drill targets; a spec that does not load stops the run before any cluster."""
     rc: RunConfig = config.stash[KD_CONFIG]
@@ -76,7 +68,7 @@ def collect_targets(config: pytest.Config) -> list[Target]:
                 "(spec: my-app.yaml, see suites/shutdown/example-workload.yaml)")))
             continue
         try:
-            spec = load_workload(_spec_path(rc, w.spec))
+            spec = load_workload(spec_path(rc, w.spec))
         except WorkloadSpecError as exc:
             raise pytest.UsageError(f"workload {w.name!r}: {exc}") from None
         tid = spec.name if all(t.id != spec.name for t in targets) else f"{spec.name}-{w.name}"
