@@ -379,8 +379,11 @@ def check_traffic_outage(ops: Sequence[Operation], t: EvictionTimeline, slack_s:
         return Verdict.unknown(name, "the load did not run across the whole loss (no request before it, or it stopped "
                                      "before the node was given back)", **plot)
     during = [o for o in http if t.lost_at <= o.start <= (end if end is not None else math.inf)]
+    if not during:
+        return Verdict.unknown(name, f"no request started while {t.node} was lost: nothing shows what the "
+                                     "workload's clients saw", **plot)
     failed = [o for o in during if o.outcome != "ok"]
-    ratio = (len(during) - len(failed)) / len(during) if during else 0.0
+    ratio = (len(during) - len(failed)) / len(during)
     outage = (max(o.end for o in failed) - t.lost_at) if failed else 0.0
     updated = endpoints_updated_at(t)
     p = _prediction(t)

@@ -209,6 +209,12 @@ def test_traffic_failing_long_after_the_endpoints_update_fails() -> None:
     assert check_traffic_outage([], healthy_deployment()).status is Status.UNKNOWN
 
 
+def test_no_request_during_the_loss_is_unknown_not_a_pass() -> None:
+    paused = [o for o in ops(LOST - 1) if not LOST <= o.start < 200.0]
+    v = check_traffic_outage(paused, healthy_deployment())
+    assert v.status is Status.UNKNOWN and "no request started while" in v.reason
+
+
 # -- StatefulSets ---------------------------------------------------------------------------------
 
 def statefulset(recovered: bool) -> EvictionTimeline:
