@@ -69,28 +69,34 @@ def test_app_answers_through_service_from_host(cluster: Cluster, app: WorkloadSp
     port = cluster.host_port(app.node_port or 30080)
     url = f"http://127.0.0.1:{port}/"
     wait_http(url, timeout=60)
-    # A Deployment is Ready before every pod is in the Service's EndpointSlices and kube-proxy has
-    # programmed them (CI once saw 60 of 60 answers from one node right after the rollout). Sample
-    # only once the Service lists all three replicas, and keep sampling (bounded) until a second
-    # node answers: the test is about balancing, not about how fast kube-proxy syncs.
+    # A Deployment is Ready before every pod is in the Service's EndpointSlices, and kube-proxy on the
+    # node behind the host port programs them later still: on a loaded 2-core CI machine that took
+    # longer than the 0.5 s that 300 back-to-back requests last (CI twice saw every answer come from
+    # one node). So wait for the EndpointSlices, then spread the sampling over time: a request every
+    # 50 ms for up to 60 s, stopping once 60 requests were made and a second node answered. The test
+    # is about balancing, not about how fast kube-proxy syncs; the time it took is kept as a figure.
     until("the Service to list 3 ready endpoints", lambda: _ready_endpoints(cluster, app), timeout=60,
           interval=1, hint="kubectl get endpointslices -n " + app.namespace)
     nodes_seen: dict[str, int] = {}
     t0 = time.monotonic()
     requests = 0
-    while requests < 300 and time.monotonic() - t0 < 30 and (requests < 60 or len(nodes_seen) < 2):
+    while requests < 1200 and time.monotonic() - t0 < 60 and (requests < 60 or len(nodes_seen) < 2):
         body = _get(url)
         requests += 1
         node = str(body.get("node") or body.get("raw", "?"))
         nodes_seen[node] = nodes_seen.get(node, 0) + 1
+        time.sleep(0.05)
+    elapsed = time.monotonic() - t0
+    kd_report.figure("time_until_balanced", elapsed, "s")
     kd_report.figure("requests_through_service", requests, "count")
-    kd_report.figure("mean_request_time", (time.monotonic() - t0) / requests * 1000, "ms")
     placement = pods_by_node(cluster, app.namespace, _selector(app))
     assert sum(len(v) for v in placement.values()) == 3, f"expected 3 running replicas, placement: {placement}"
     if len(cluster.workers) >= 2:
         assert all(w in placement for w in cluster.workers), (
             f"replicas should be spread over both workers {cluster.workers}, placement: {placement}")
-        assert len(nodes_seen) >= 2, f"the Service should balance over pods on several nodes; answers came from {nodes_seen}"
+        assert len(nodes_seen) >= 2, (
+            f"the Service should balance over pods on several nodes; answers came from {nodes_seen} "
+            f"over {elapsed:.1f} s ({requests} requests)")
 
 
 def _ready_endpoints(cluster: Cluster, app: WorkloadSpec) -> tuple[bool, str]:
