@@ -20,6 +20,7 @@ from typing import Any, Generator
 
 import pytest
 
+from kubedrill.cluster.progress import keep_terminal
 from kubedrill.config import DISRUPTIVE_SUITES, ConfigError, RunConfig, suite_dir
 from kubedrill.options import OPTIONS, add_to_pytest, run_config
 from kubedrill.check.verdict import Verdict
@@ -95,6 +96,7 @@ def _enable_pytest_html(config: pytest.Config, latest: Path) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
+    keep_terminal()  # pytest's capture is suspended now: progress lines keep the real stderr
     config.stash[SESSION_RESULTS] = []
     config.stash[SESSION_T0] = time.time()
     config.stash[SESSION_NOTES] = []
@@ -377,7 +379,7 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
     config = _CONFIG[-1] if _CONFIG else None
     if config is None:
         return
-    add_session_note(config, f"run interrupted ({excinfo.value or 'Ctrl-C'})"
+    add_session_note(config, f"run interrupted ({str(excinfo.value) or 'Ctrl-C, SIGINT'})"
                              + (": " + "; ".join(INTERRUPTED) if INTERRUPTED else ": no disruption was active"))
 
 

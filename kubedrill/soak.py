@@ -178,13 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     outdir = reports_dir / "soak" / f"{args.suite}-{time.strftime('%Y%m%d-%H%M%S')}"
     outdir.mkdir(parents=True, exist_ok=True)
     machine_before = machine_line()
+    started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.monotonic()
     docs = []
     for i in range(1, args.runs + 1):
         docs.append(_run_once(args.suite, i, outdir, extra))
     table = tabulate(docs)
     table.update({"suite": args.suite, "machine_before": machine_before, "machine_after": machine_line()})
     (outdir / "soak.json").write_text(json.dumps(table, indent=1))
-    md = render_markdown(table, args.suite, f"{machine_before} After: {table['machine_after']}")
+    after = table["machine_after"].rsplit("load average ", 1)[-1]
+    md = render_markdown(table, args.suite, f"Started {started}, {(time.monotonic() - t0) / 60:.0f} min in all. "
+                                            f"{machine_before} At the end: load average {after}")
     (outdir / "soak.md").write_text(md)
     if args.markdown:
         args.markdown.write_text(md)

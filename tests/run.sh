@@ -127,6 +127,16 @@ if fits "the node-loss meta-tests" 320 "tox -e node-loss -- tests/meta/test_node
   fi
 fi
 
+# Interrupted runs: real SIGINT / SIGTERM / SIGKILL sent to child runs at the point where they broke a
+# cluster that outlives them; the end state is checked. `tox -e meta -- tests/meta/test_interrupt_meta.py`.
+if fits "the interruption meta-tests" 720 "tox -e meta -- tests/meta/test_interrupt_meta.py"; then
+  step "interrupted runs: meta-tests with real signals"
+  if ! .tox/kd/bin/python -m pytest -p no:cacheprovider --junitxml="$ROOT/reports/ci/interrupt.xml" \
+      tests/meta/test_interrupt_meta.py; then
+    FAILED+=("interrupt")
+  fi
+fi
+
 step "leftovers"
 left=$(docker ps -a --filter label=io.x-k8s.kind.cluster --format '{{.Names}}' | grep '^kubedrill-' || true)
 left2=$(docker ps -a --filter label=kubedrill.run --format '{{.Names}}' || true)

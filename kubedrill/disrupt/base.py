@@ -29,6 +29,7 @@ import abc
 import contextlib
 from typing import Any, Callable, Iterator, TypeVar
 
+from kubedrill.cluster.progress import say
 from kubedrill.record import Recorder, Window
 
 
@@ -111,6 +112,7 @@ class Disruption(abc.ABC):
             if not took:
                 raise NotEffective(f"{self.name}: did not take effect: {evidence}")
             phase = "applied"
+            say(f"disruption applied: {self.describe()} ({str(evidence)[:160]})")
             yield self
             phase = "heal"
             h0 = rec.now()
@@ -119,6 +121,7 @@ class Disruption(abc.ABC):
             self.heal_s = rec.now() - h0
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the plugin
             interrupted = True
+            say(f"interrupted during {phase} of {self.describe()}: healing it before exit")
             raise
         finally:
             if not healed:

@@ -32,6 +32,7 @@ from typing import Any, Callable
 from kubedrill.cluster import kubeadm_etcd as ke
 from kubedrill.cluster.etcd_backup import Backup
 from kubedrill.cluster.handle import Cluster, run
+from kubedrill.cluster.progress import say
 from kubedrill.cluster.waits import kube_system_summary, node_summary, until
 from kubedrill.disrupt.base import Disruption, DisruptionError, register
 from kubedrill.disrupt.control_plane import api_ready
@@ -129,6 +130,7 @@ class RestoreProcedure(Disruption):
         """Run one step, record it; `must` steps raise (after recording) when they fail."""
         t0 = time.monotonic()
         rec = self.recorder
+        say(f"{self.describe()}: {name} ...")
         if rec is not None:
             rec.event("step-start", name)
         try:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from kubedrill.cluster.handle import Cluster, CommandFailed
+from kubedrill.cluster.progress import say
 from kubedrill.cluster.states import node_state, pod_state
 from kubedrill.cluster.waits import WaitTimeout, until
 from kubedrill.disrupt.base import REGISTRY, Disruption, DisruptionError, register
@@ -202,6 +203,7 @@ class DrainNode(NodeOperation):
         if self.force:
             argv.append("--force")
         t0 = time.monotonic()
+        say(f"drain: kubectl drain {self.node} ...")
         try:
             p = self.cluster.kubectl(*argv, timeout=self.timeout_s + 60)
             self.output = p.stdout + p.stderr
@@ -274,6 +276,12 @@ def _started_at(node: str) -> str:
     return p.stdout.strip()
 
 
+def _running(node: str) -> bool:
+    p = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", node], capture_output=True, text=True,
+                       timeout=30, check=False)
+    return p.stdout.strip() == "true"
+
+
 def _lease_renewed_after(cluster: Cluster, node: str, wall: float) -> bool:
     """The node's kubelet renewed its Lease after `wall` (Unix seconds): it is running again."""
     from kubernetes import client
@@ -288,20 +296,23 @@ def _lease_renewed_after(cluster: Cluster, node: str, wall: float) -> bool:
     return renew > datetime.fromtimestamp(wall, tz=timezone.utc)
 
 
-def restart_node(cluster: Cluster, node: str, ready_timeout_s: float = 240) -> dict[str, Any]:
-    """The OS-upgrade rehearsal's middle step: `docker restart` the kind node container, then wait
-    until its kubelet is back (Lease renewed after the restart) and the node is Ready.
+def restart_node(cluster: Cluster, node: str, ready_timeout_s: float = 240, down_s: float = 5.0) -> dict[str, Any]:
+    """The OS-upgrade rehearsal's middle step: stop the kind node container (its systemd shuts down
+    as on a reboot), keep it down for `down_s` as a machine being upgraded is, start it, then wait
+    until its kubelet is back (Lease renewed after the start) and the node is Ready.
 
-    Why the Lease and not only Ready: a kubelet restart is often quicker than the node-monitor
-    grace period, so the API may never show NotReady; a Lease renewed after the restart proves the
-    new kubelet runs. Returns evidence: container start times, seconds, whether NotReady was seen
+    Why the Lease and not only Ready: a short reboot is often quicker than the node-monitor grace
+    period, so the API may never show NotReady; a Lease renewed after the start proves the new
+    kubelet runs. Returns evidence: container start times, seconds, whether NotReady was seen
     (RebootNode.verify judges it: an unchanged start time means nothing restarted).
     """
-    if cluster.provider != "kind":
-        raise DisruptionError(f"restarting node {node} needs node access (kind); this cluster is {cluster.provider}")
     before = _started_at(node)
     t0 = time.monotonic()
-    subprocess.run(["docker", "restart", "-t", "30", node], check=True, capture_output=True, timeout=180)
+    say(f"reboot: stopping node {node} (docker stop)")
+    subprocess.run(["docker", "stop", "-t", "30", node], check=True, capture_output=True, timeout=180)
+    say(f"reboot: node {node} is down; starting it in {down_s:.0f} s")
+    time.sleep(down_s)
+    subprocess.run(["docker", "start", node], check=True, capture_output=True, timeout=180)
     restarted_wall = time.time()
     after = _started_at(node)
     seen = {"notready": False}
@@ -341,6 +352,25 @@ class RebootNode(DrainNode):
         if self.cluster.provider != "kind":
             return "rebooting a node needs node access (kind) or a configured reboot command"
         return None
+
+    def heal(self) -> None:
+        """Start the node again if the reboot was cut short, then uncordon (DrainNode.heal).
+
+        Ctrl-C or SIGTERM while the node is down (between `docker stop` and `docker start`) would
+        leave a node stopped on a cluster that outlives the run (--keep-cluster, an attached
+        cluster). `docker start` of a running container does nothing, so it is called until the
+        container runs and the node is Ready."""
+        if self.cluster.provider == "kind" and self.passes:
+            def back() -> tuple[bool, str]:
+                if not _running(self.node):
+                    subprocess.run(["docker", "start", self.node], capture_output=True, timeout=120, check=False)
+                    return False, f"node container {self.node} was not running; started it"
+                ready = _read_node(self.cluster, self.node).ready
+                return ready, f"container running, Ready={ready}"
+
+            until(f"node {self.node} to run and be Ready before its uncordon", back, self.ready_timeout_s,
+                  interval=2.0, hint=f"docker start {self.node}; docker exec {self.node} journalctl -u kubelet -n 50")
+        super().heal()
 
     def work(self, p: NodePass) -> None:
         self._event("reboot-start")

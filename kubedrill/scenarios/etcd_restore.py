@@ -117,10 +117,30 @@ def _put_rvs(rec: Recorder, what: str, lo: float = float("-inf"), hi: float = fl
 def run_restore_drill(cluster: Cluster, dest_dir: Path, make_procedure: ProcedureFactory = runbook,
                       objects: KnownObjects | None = None, converge_timeout_s: float = 180.0,
                       prober_interval_s: float = 0.25, prober_timeout_s: float = 1.0) -> RestoreDrillRecord:
-    """Run the whole drill once on `cluster` and return what happened (see module docstring)."""
+    """Run the whole drill once on `cluster` and return what happened (see module docstring).
+
+    Cut short (Ctrl-C, SIGTERM), the procedure puts the control plane's manifests back on its way
+    out (RestoreProcedure.heal); the objects the drill seeded are then removed here once the API
+    answers again (bounded), since the caller never gets the record that would let it remove them.
+    A run killed outright leaves them to the next run's namespace sweeper (they carry its owner)."""
+    objs = objects or KnownObjects(cluster)
+    try:
+        return _drill(cluster, dest_dir, make_procedure, objs, converge_timeout_s, prober_interval_s,
+                      prober_timeout_s)
+    except KeyboardInterrupt:
+        try:
+            until("the API to answer, to remove the drill's objects after the interruption",
+                  lambda: api_ready(cluster), 120, interval=2.0)
+        except WaitTimeout:
+            pass
+        objs.delete()
+        raise
+
+
+def _drill(cluster: Cluster, dest_dir: Path, make_procedure: ProcedureFactory, objs: KnownObjects,
+           converge_timeout_s: float, prober_interval_s: float, prober_timeout_s: float) -> RestoreDrillRecord:
     r = RestoreDrillRecord()
     rec = r.recorder
-    objs = objects or KnownObjects(cluster)
     r.objects = objs
     objs.seed()
     target = ApiTarget.from_kubeconfig(cluster.kubeconfig, cluster.context)

@@ -24,6 +24,7 @@ import yaml
 
 from kubedrill.record.objects import Change, DeploymentSeen, Inventory, inventory, object_key
 from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.namespaces import OWNER, owner_label
 from kubedrill.cluster.waits import until
 
 LABEL = "kubedrill.io/cluster-etcd"
@@ -73,7 +74,10 @@ class KnownObjects:
         return md
 
     def namespace(self, name: str) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "Namespace", "metadata": self._meta(name)}
+        # The owner label lets the next run's sweeper remove the namespace if this run is killed.
+        md = self._meta(name)
+        md["labels"][OWNER] = owner_label()
+        return {"apiVersion": "v1", "kind": "Namespace", "metadata": md}
 
     def configmap(self, name: str, ns: str | None = None) -> dict[str, Any]:
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": self._meta(name, ns or self.ns), "data": _payload(name)}

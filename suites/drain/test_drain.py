@@ -6,7 +6,7 @@ then one maintenance operation runs with real kubectl against a real kind cluste
 
   cordon          cordon the busiest worker, hold, uncordon
   drain           drain it (--ignore-daemonsets --delete-emptydir-data), uncordon
-  reboot          OS-upgrade rehearsal: drain, `docker restart` the node, wait Ready, uncordon
+  reboot          OS-upgrade rehearsal: drain, stop the node, 5 s down, start it, wait Ready, uncordon
   rolling-drain   every worker in turn: drain, work on it, uncordon, wait for the workload
 
 Then, from the record (kubedrill.scenarios.drain.judge): availability (SLO; zero failed requests

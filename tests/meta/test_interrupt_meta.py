@@ -1,0 +1,312 @@
+"""Meta: a run cut short by a real signal heals what it broke where the cluster outlives it, and the
+next run sweeps what a SIGKILLed run left.
+
+A child `pytest` run is started against the session's three-node kind cluster, attached by
+kubeconfig and context (the cluster outlives the child, as a kept or staging cluster does), and
+signalled at the moment its progress lines say the cluster is broken:
+
+  drain/sigint       a worker cordoned, its pods being evicted ("drain: kubectl drain ...");
+                     SIGINT to the child's process group, as Ctrl-C in a terminal sends it
+  reboot/sigterm     a worker's node container stopped, the machine "being upgraded" ("reboot: node
+                     ... is down");
+                     SIGTERM to the runner alone, as `kill` or a CI cancel sends it
+  restore/sigint     the API server's static-pod manifest moved away, etcd being stopped for the
+                     restore ("etcd-restore ...: stop-etcd ...")
+  namespace/sigkill  the runner killed with its workload deployed; the next run on the cluster
+                     removes the namespace (labelled with the dead owner)
+  kind/sigkill       the runner killed right after creating its own kind cluster; the next
+                     run's sweeper deletes that cluster
+  etcd/sigkill       the runner killed with its standalone etcd containers running; the next
+                     run's sweeper removes the containers and networks
+
+After each child: no node cordoned, every node container running and not paused, no manifest left
+in the moved-away directory, the API server ready and every node Ready, no kubedrill namespace
+left that is not already being deleted; and for SIGINT / SIGTERM the child's results.json says the
+run was interrupted, where, and that the disruption was healed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from kubedrill.cluster import kubeadm_etcd as ke
+from kubedrill.cluster.handle import Cluster
+from kubedrill.cluster.namespaces import PART_OF
+from kubedrill.cluster.waits import until
+from kubedrill.report.meta import REPO_ROOT
+
+pytestmark = [pytest.mark.meta, pytest.mark.needs_docker]
+
+REACH_S = 600  # from start to the signalled point: attach, images, deploy, load, the disruption
+EXIT_S = 600  # from the signal to the child's exit: heal, teardown, report
+
+
+class Child:
+    """A kubedrill pytest run in its own process group, its stderr read line by line."""
+
+    def __init__(self, args: list[str], reports: Path) -> None:
+        reports.mkdir(parents=True, exist_ok=True)
+        self.reports = reports
+        self.log = reports / "child.log"
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--reports-dir", str(reports), *args],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log.open("w") as out:
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+                out.write(line)
+                out.flush()
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.lines[-n:])
+
+    def wait_for(self, text: str, timeout: float = REACH_S) -> str:
+        """The first output line containing `text`; fails if the child exits or time runs out first."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            hit = next((ln for ln in self.lines if text in ln), None)
+            if hit is not None:
+                return hit
+            if self.proc.poll() is not None:
+                time.sleep(0.5)  # let the reader drain
+                pytest.fail(f"the child run exited {self.proc.returncode} before printing {text!r}; "
+                            f"its output ends:\n{self.tail()}")
+            time.sleep(0.2)
+        pytest.fail(f"the child run did not print {text!r} within {timeout:.0f}s; its output ends:\n{self.tail()}")
+
+    def signal(self, sig: signal.Signals, group: bool) -> None:
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            os.kill(self.proc.pid, sig)
+
+    def finish(self, timeout: float = EXIT_S) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"the child run did not exit within {timeout:.0f}s of the signal; its output ends:\n"
+                        f"{self.tail()}")
+        self._reader.join(timeout=10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+
+    def results(self) -> dict:
+        path = self.reports / "latest" / "results.json"
+        assert path.exists(), f"the interrupted run wrote no {path}; its output ends:\n{self.tail()}"
+        return json.loads(path.read_text())
+
+
+@pytest.fixture
+def child_runs(tmp_path: Path) -> Iterator[list[Child]]:
+    """Every child started by a test; a child still running at teardown is killed (its group)."""
+    children: list[Child] = []
+    yield children
+    for c in children:
+        c.kill()
+
+
+def _attached(cluster: Cluster) -> list[str]:
+    ctx = cluster.context or f"kind-{cluster.name}"
+    return ["--kubeconfig", str(cluster.kubeconfig), "--context", ctx, "--allow-disruptive-on", ctx]
+
+
+def _started(node: str) -> str:
+    return subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", node], capture_output=True, text=True,
+                          timeout=30, check=True).stdout.strip()
+
+
+def _container_states(names: list[str]) -> dict[str, str]:
+    out = {}
+    for n in names:
+        p = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}} paused={{.State.Paused}}", n],
+                           capture_output=True, text=True, timeout=30, check=False)
+        out[n] = p.stdout.strip() or f"missing ({p.stderr.strip()[:100]})"
+    return out
+
+
+def broken_now(cluster: Cluster) -> list[str]:
+    """What an interrupted run must never leave: each item names the node or file."""
+    problems = []
+    for n in cluster.core().list_node(_request_timeout=15).items:
+        if n.spec.unschedulable:
+            problems.append(f"node {n.metadata.name} is cordoned")
+    for name, state in _container_states(cluster.all_nodes).items():
+        if state != "running paused=false":
+            problems.append(f"node container {name} is {state}")
+    for cp in cluster.control_planes:
+        off = cluster.node_exec(cp, "sh", "-c", f"ls {ke.MANIFESTS_OFF} 2>/dev/null", check=False, timeout=30).stdout.split()
+        if [f for f in off if f.endswith(".yaml")]:
+            problems.append(f"{cp}: manifests left moved away in {ke.MANIFESTS_OFF}: {off}")
+        on = cluster.node_exec(cp, "ls", ke.MANIFESTS, timeout=30).stdout.split()
+        for need in ("etcd.yaml", "kube-apiserver.yaml"):
+            if need not in on:
+                problems.append(f"{cp}: {ke.MANIFESTS}/{need} is missing")
+    return problems
+
+
+def settled(cluster: Cluster) -> tuple[bool, str]:
+    """API server ready, every node Ready, no kubedrill namespace that is not being deleted."""
+    try:
+        nodes = cluster.core().list_node(_request_timeout=10).items
+        namespaces = cluster.core().list_namespace(label_selector=f"{PART_OF}=kubedrill", _request_timeout=10).items
+    except Exception as exc:  # noqa: BLE001 - the API server may still be coming back
+        return False, f"API server not answering: {type(exc).__name__}"
+    not_ready = [n.metadata.name for n in nodes
+                 if not any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))]
+    left = [ns.metadata.name for ns in namespaces if ns.metadata.deletion_timestamp is None]
+    return not not_ready and not left, f"nodes not Ready: {not_ready}; kubedrill namespaces left: {left}"
+
+
+def assert_healed(cluster: Cluster, child: Child, case: str) -> None:
+    # The API server first: after a restore's heal it restarts, and answers 403 until its RBAC
+    # caches are filled. Nothing broken_now() looks for mends itself while this waits.
+    until(f"{case}: the cluster to be settled after the interrupted run", lambda: settled(cluster), timeout=300,
+          interval=3, hint=f"the child's log: {child.log}")
+    problems = broken_now(cluster)
+    assert not problems, f"{case}: the interrupted run left the cluster broken: {problems}\nchild output ends:\n" \
+                         f"{child.tail()}"
+
+
+def assert_reported(child: Child, code: int, disruption: str) -> None:
+    assert code != 0, f"an interrupted run must not exit 0; its output ends:\n{child.tail()}"
+    text = json.dumps(child.results())
+    assert "run interrupted" in text, f"results.json does not say the run was interrupted:\n{text[:2000]}"
+    assert f"{disruption}" in text and "healed" in text, (
+        f"results.json does not name the cut-short {disruption} and its heal:\n{text[:3000]}")
+    assert "the heal FAILED" not in text, f"a heal failed: {text[:3000]}"
+
+
+def test_drain_cut_by_ctrl_c_uncordons(cluster: Cluster, child_runs: list[Child], tmp_path: Path) -> None:
+    child = Child(["suites/drain/test_drain.py::test_node_maintenance[sample-graceful/drain]", *_attached(cluster)],
+                  tmp_path / "drain")
+    child_runs.append(child)
+    line = child.wait_for("drain: kubectl drain ")
+    node = line.split("kubectl drain ", 1)[1].split(" ", 1)[0]
+    # kubectl cordons first, then evicts (the sample app takes ~13 s to leave): signal in between.
+    until(f"kubectl drain to cordon {node}", lambda: (bool(cluster.core().read_node(node).spec.unschedulable),
+                                                      "not cordoned yet"), timeout=60, interval=0.2)
+    child.signal(signal.SIGINT, group=True)
+    assert_reported(child, child.finish(), "drain of")
+    assert_healed(cluster, child, "drain/sigint")
+
+
+def test_reboot_cut_by_sigterm_starts_the_node_again(cluster: Cluster, child_runs: list[Child],
+                                                     tmp_path: Path) -> None:
+    child = Child(["suites/drain/test_drain.py::test_node_maintenance[sample-graceful/reboot]", *_attached(cluster)],
+                  tmp_path / "reboot")
+    child_runs.append(child)
+    line = child.wait_for("reboot: stopping node ")
+    node = line.split("stopping node ", 1)[1].split(" ", 1)[0]
+    started = _started(node)
+    child.wait_for(f"reboot: node {node} is down")
+    state = _container_states([node])[node]
+    assert state.startswith("exited"), f"node container {node} should be stopped when the signal is sent: {state}"
+    child.signal(signal.SIGTERM, group=False)
+    assert_reported(child, child.finish(), "reboot of")
+    assert_healed(cluster, child, "reboot/sigterm")
+    assert _started(node) != started, f"node container {node} never restarted: the case proved nothing"
+
+
+def test_restore_cut_by_ctrl_c_puts_the_manifests_back(cluster: Cluster, child_runs: list[Child],
+                                                       tmp_path: Path) -> None:
+    child = Child(["suites/cluster_etcd/test_backup_restore.py::test_restore_runs_as_the_runbook_says",
+                   *_attached(cluster)], tmp_path / "restore")
+    child_runs.append(child)
+    child.wait_for(": stop-etcd ...")  # the API servers' manifests are moved away by now
+    cp = cluster.control_planes[0]
+    off = cluster.node_exec(cp, "ls", ke.MANIFESTS_OFF, check=False, timeout=30).stdout.split()
+    assert "kube-apiserver.yaml" in off, (
+        f"the API server's manifest should be moved away when the signal is sent, {ke.MANIFESTS_OFF} holds {off}: "
+        "the case would prove nothing")
+    child.signal(signal.SIGINT, group=True)
+    assert_reported(child, child.finish(), "etcd-restore")
+    assert_healed(cluster, child, "restore/sigint")
+
+
+def test_killed_run_namespace_is_swept_by_the_next_run(cluster: Cluster, child_runs: list[Child],
+                                                       tmp_path: Path) -> None:
+    child = Child(["suites/smoke/test_smoke.py::test_app_answers_through_service_from_host", *_attached(cluster)],
+                  tmp_path / "killed")
+    child_runs.append(child)
+    line = child.wait_for("smoke: Deployment ")
+    ns = line.split("Deployment ", 1)[1].split("/", 1)[0]
+    child.signal(signal.SIGKILL, group=True)
+    child.finish(60)
+    assert cluster.core().read_namespace(ns).metadata.deletion_timestamp is None, (
+        f"namespace {ns} should still be there after SIGKILL: the case would prove nothing")
+    nxt = Child(["suites/smoke/test_smoke.py::test_all_nodes_ready", *_attached(cluster)], tmp_path / "next")
+    child_runs.append(nxt)
+    code = nxt.finish()
+    assert code == 0, f"the next run failed ({code}):\n{nxt.tail()}"
+    assert any("left by kubedrill runs that were killed" in ln and ns in ln for ln in nxt.lines), (
+        f"the next run should say it removed {ns}:\n{nxt.tail()}")
+    assert_healed(cluster, nxt, "namespace/sigkill")
+
+
+def test_killed_run_kind_cluster_is_swept(child_runs: list[Child], tmp_path: Path) -> None:
+    from kubedrill.cluster import kind
+
+    child = Child(["suites/smoke/test_smoke.py::test_all_nodes_ready", "--cluster-config", "single"],
+                  tmp_path / "kind")
+    child_runs.append(child)
+    line = child.wait_for("creating kind cluster ")
+    name = line.split("creating kind cluster ", 1)[1].split(" ", 1)[0]
+    child.wait_for(f"cluster {name} created")
+    child.signal(signal.SIGKILL, group=True)
+    child.finish(60)
+    assert name in kind.list_clusters(), f"{name} should outlive the killed run: the case would prove nothing"
+    swept = kind.sweep()
+    assert name in swept, f"the sweeper did not take {name}; it took {swept}"
+    left = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=io.x-k8s.kind.cluster={name}"],
+                          capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    assert not left, f"containers of {name} are left: {left}"
+
+
+def test_killed_run_etcd_containers_are_swept(child_runs: list[Child], tmp_path: Path) -> None:
+    import docker
+
+    from kubedrill.etcd.cluster import COMPONENT, LABEL_COMPONENT, LABEL_OWNER, sweep
+
+    child = Child(["suites/etcd/test_snapshot.py"], tmp_path / "etcd")
+    child_runs.append(child)
+    dc = docker.from_env()
+    owner = {"label": [f"{LABEL_COMPONENT}={COMPONENT}", f"{LABEL_OWNER}={child.proc.pid}"]}
+
+    def running() -> tuple[bool, str]:
+        if child.proc.poll() is not None:
+            pytest.fail(f"the etcd run exited {child.proc.returncode} before starting a member:\n{child.tail()}")
+        got = dc.containers.list(filters={**owner, "status": "running"})
+        return bool(got), f"{len(got)} running etcd container(s) of pid {child.proc.pid}"
+
+    until("the child's etcd members to run", running, timeout=REACH_S, interval=0.5)
+    child.signal(signal.SIGKILL, group=True)
+    child.finish(60)
+    assert dc.containers.list(all=True, filters=owner), "the killed run's containers should be left: nothing to sweep"
+    sweep(dead_owners_only=True)
+    assert not dc.containers.list(all=True, filters=owner), "the sweeper left the killed run's etcd containers"
+    assert not dc.networks.list(filters={"label": owner["label"]}), "the sweeper left the killed run's networks"
