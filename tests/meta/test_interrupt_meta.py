@@ -10,6 +10,7 @@ signalled at the moment its progress lines say the cluster is broken:
   reboot/sigterm     a worker's node container stopped, the machine "being upgraded" ("reboot: node
                      ... is down");
                      SIGTERM to the runner alone, as `kill` or a CI cancel sends it
+  freeze/sigterm     a worker's node container paused, a hung node ("disruption applied: node-freeze")
   restore/sigint     the API server's static-pod manifest moved away, etcd being stopped for the
                      restore ("etcd-restore ...: stop-etcd ...")
   namespace/sigkill  the runner killed with its workload deployed; the next run on the cluster
@@ -230,6 +231,19 @@ def test_reboot_cut_by_sigterm_starts_the_node_again(cluster: Cluster, child_run
     assert_reported(child, child.finish(), "reboot of")
     assert_healed(cluster, child, "reboot/sigterm")
     assert _started(node) != started, f"node container {node} never restarted: the case proved nothing"
+
+
+def test_node_freeze_cut_by_sigterm_thaws_the_node(cluster: Cluster, child_runs: list[Child], tmp_path: Path) -> None:
+    child = Child(["suites/node_loss/test_node_loss.py::test_node_loss[node-freeze/deployment-short-toleration]",
+                   *_attached(cluster)], tmp_path / "freeze")
+    child_runs.append(child)
+    line = child.wait_for("disruption applied: node-freeze of ")
+    node = line.split("node-freeze of ", 1)[1].split(" ", 1)[0]
+    state = _container_states([node])[node]
+    assert state == "paused paused=true", f"node container {node} should be paused when the signal is sent: {state}"
+    child.signal(signal.SIGTERM, group=False)
+    assert_reported(child, child.finish(), "node-freeze of")
+    assert_healed(cluster, child, "node-freeze/sigterm")
 
 
 def test_restore_cut_by_ctrl_c_puts_the_manifests_back(cluster: Cluster, child_runs: list[Child],
