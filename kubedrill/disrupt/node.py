@@ -306,6 +306,8 @@ def restart_node(cluster: Cluster, node: str, ready_timeout_s: float = 240, down
     kubelet runs. Returns evidence: container start times, seconds, whether NotReady was seen
     (RebootNode.verify judges it: an unchanged start time means nothing restarted).
     """
+    if cluster.provider != "kind":
+        raise DisruptionError(f"restarting node {node} needs node access (kind); this cluster is {cluster.provider}")
     before = _started_at(node)
     t0 = time.monotonic()
     say(f"reboot: stopping node {node} (docker stop)")
