@@ -53,7 +53,7 @@ EXIT_S = 600  # from the signal to the child's exit: heal, teardown, report
 
 
 class Child:
-    """A kubedrill pytest run in its own process group, its stderr read line by line."""
+    """A kubedrill pytest run in its own process group, its output (stdout and stderr) read line by line."""
 
     def __init__(self, args: list[str], reports: Path) -> None:
         reports.mkdir(parents=True, exist_ok=True)
@@ -124,11 +124,20 @@ class Child:
 
 @pytest.fixture
 def child_runs(tmp_path: Path) -> Iterator[list[Child]]:
-    """Every child started by a test; a child still running at teardown is killed (its group)."""
+    """Every child started by a test. A child still running at teardown (the test failed on the
+    way) is killed with its group, and the kind clusters and etcd containers it may have made are
+    swept as the next run would (the session's own cluster, and all in it, is deleted at its end)."""
     children: list[Child] = []
     yield children
-    for c in children:
+    killed = [c for c in children if c.proc.poll() is None]
+    for c in killed:
         c.kill()
+    if killed:
+        from kubedrill.cluster import kind
+        from kubedrill.etcd.cluster import sweep
+
+        kind.sweep()
+        sweep(dead_owners_only=True)
 
 
 def _attached(cluster: Cluster) -> list[str]:
