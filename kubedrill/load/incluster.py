@@ -176,7 +176,7 @@ class InClusterLoad:
     def __init__(self, cluster: Cluster, url: str, *, path: str = "/", users: int = 10, rate: float = 20.0,
                  run_time: float = 120.0, workers: int = 1, avoid_nodes: Sequence[str] = (),
                  image: str | None = None, purpose: str = "load", request_timeout: float = 5.0,
-                 keep_alive: bool = True, recorder: Recorder | None = None) -> None:
+                 keep_alive: bool = True, recorder: Recorder | None = None, control_plane_ok: bool = False) -> None:
         """url: the target as pods reach it (http://SERVICE.NAMESPACE.svc.cluster.local:PORT or an
         Ingress/Gateway URL). rate: total target req/s (each user paced at rate/users). image: a
         locust image the nodes can pull; default kubedrill's own (built and loaded on kind).
@@ -186,6 +186,7 @@ class InClusterLoad:
                                     request_timeout=request_timeout, keep_alive=keep_alive)
         self.cluster = cluster
         self.avoid_nodes = tuple(avoid_nodes)
+        self.control_plane_ok = control_plane_ok
         self.image = image
         self.purpose = purpose
         self.recorder = recorder if recorder is not None else Recorder("incluster-load")
@@ -235,7 +236,7 @@ class InClusterLoad:
         try:
             create_namespace(self.cluster, self.namespace)
             docs = spec.render(self.shape, image, run_label=uuid.uuid4().hex[:8], avoid_nodes=self.avoid_nodes,
-                               expect_wait=first_answer_timeout)
+                               expect_wait=first_answer_timeout, control_plane_ok=self.control_plane_ok)
             self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", timeout=120,
                                  input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
             self.recorder.event("load-start", f"in-cluster locust: {self.shape.workers} worker pod(s), "

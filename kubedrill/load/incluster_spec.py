@@ -109,13 +109,19 @@ def _env(shape: LoadShape) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
-def _pod_spec(container: dict[str, Any], avoid_nodes: Sequence[str], grace: int, restart: str) -> dict[str, Any]:
+# A drill that takes every worker in turn (rolling-drain) leaves the load pods only the control plane.
+CONTROL_PLANE_TOLERATION = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def _pod_spec(container: dict[str, Any], avoid_nodes: Sequence[str], grace: int, restart: str,
+              control_plane_ok: bool = False) -> dict[str, Any]:
     return {
         "restartPolicy": restart,
         "terminationGracePeriodSeconds": grace,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         **_affinity(avoid_nodes),
+        **({"tolerations": [CONTROL_PLANE_TOLERATION]} if control_plane_ok else {}),
         "containers": [container],
         "volumes": [{"name": "files", "configMap": {"name": FILES}}, {"name": "out", "emptyDir": {}}],
     }
@@ -147,8 +153,10 @@ def worker_command() -> list[str]:
 
 
 def render(shape: LoadShape, image: str, run_label: str, avoid_nodes: Sequence[str] = (),
-           expect_wait: float = 60.0, locustfile: str | None = None) -> list[dict[str, Any]]:
-    """Every object of one in-cluster load, for one namespace (kubectl apply -n NS)."""
+           expect_wait: float = 60.0, locustfile: str | None = None,
+           control_plane_ok: bool = False) -> list[dict[str, Any]]:
+    """Every object of one in-cluster load, for one namespace (kubectl apply -n NS).
+    control_plane_ok: the pods tolerate the control-plane taint (for drills that take every worker)."""
     labels = {APP_LABEL: "kd-locust", "kubedrill.io/load": run_label}
     master_labels = {**labels, ROLE_LABEL: "master"}
     worker_labels = {**labels, ROLE_LABEL: "worker"}
@@ -159,10 +167,11 @@ def render(shape: LoadShape, image: str, run_label: str, avoid_nodes: Sequence[s
          "spec": {"selector": master_labels, "ports": [{"name": "locust", "port": MASTER_PORT, "targetPort": MASTER_PORT}]}},
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": MASTER, "labels": master_labels},
          "spec": _pod_spec(_container("master", image, master_command(shape, expect_wait), shape), avoid_nodes,
-                           grace=10, restart="Never")},
+                           grace=10, restart="Never", control_plane_ok=control_plane_ok)},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": WORKER, "labels": labels},
          "spec": {"replicas": shape.workers, "selector": {"matchLabels": worker_labels},
                   "template": {"metadata": {"labels": worker_labels},
                                "spec": _pod_spec(_container("worker", image, worker_command(), shape), avoid_nodes,
-                                                 grace=15, restart="Always")}}},
+                                                 grace=15, restart="Always",
+                                                 control_plane_ok=control_plane_ok)}}},
     ]

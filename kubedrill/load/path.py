@@ -60,14 +60,15 @@ class InClusterTraffic:
     One InClusterLoad per URL, the rate and users split evenly (the shutdown drill sends half its
     traffic through a lagging router, half straight to the Service). On stop the recorder gets
     every request and the gaps (from the engine) and the clock offsets. `avoid_nodes`: nodes the
-    drill will take down; the load pods are kept off them. keep_alive=False: a fresh connection
+    drill will take down; the load pods are kept off them (control_plane_ok: and may run on a
+    control-plane node, for drills that take every worker). keep_alive=False: a fresh connection
     per request, as the host-port generators send.
     """
 
     def __init__(self, cluster: Cluster, urls: Sequence[str], *, recorder: Recorder, path: str = "/",
                  rate: float = 20.0, users: int = 10, run_time: float = 120.0, workers: int = 1,
                  avoid_nodes: Sequence[str] = (), image: str | None = None, purpose: str = "load",
-                 keep_alive: bool = False, request_timeout: float = 5.0) -> None:
+                 keep_alive: bool = False, request_timeout: float = 5.0, control_plane_ok: bool = False) -> None:
         if not urls:
             raise ValueError("at least one Service URL is needed")
         from kubedrill.load.incluster import InClusterLoad
@@ -78,7 +79,7 @@ class InClusterTraffic:
             InClusterLoad(cluster, url, path=path, users=max(1, round(users / n)), rate=r, run_time=run_time,
                           workers=workers, avoid_nodes=tuple(avoid_nodes), image=image,
                           purpose=purpose if n == 1 else f"{purpose}-{i}", keep_alive=keep_alive,
-                          request_timeout=request_timeout, recorder=recorder)
+                          request_timeout=request_timeout, recorder=recorder, control_plane_ok=control_plane_ok)
             for i, (url, r) in enumerate(zip(self.urls, _split(rate, n)))]
         self._ops: list[Operation] | None = None
         self._gaps: list[LoadGap] = []

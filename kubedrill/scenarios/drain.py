@@ -272,18 +272,21 @@ def unavailable(cluster: Cluster, operation: str) -> str | None:
     return op_class.planned(cluster, cluster.workers or ["(no worker)"], MaintenancePlan()).available()
 
 
+def takes_every_worker(cluster: Cluster, operation: str) -> bool:
+    covered = set(lookup(operation).planned(cluster, cluster.workers, MaintenancePlan()).nodes)  # type: ignore[attr-defined]
+    return not [w for w in cluster.workers if w not in covered]
+
+
 def no_room_for_load(cluster: Cluster, operation: str) -> str | None:
     """Why in-cluster load pods have nowhere to run during `operation`, if they have not: they keep
     off every node it covers (the master is a bare pod, which would block `kubectl drain`, and a
-    lost worker is a load gap) and, tolerating no taint, off control-plane nodes."""
-    if not choose(cluster).in_cluster:
+    lost worker is a load gap). When it takes every worker they go to a control-plane node, tolerating
+    its taint; a cluster that shows no control-plane node (a managed one) leaves them nowhere."""
+    if not choose(cluster).in_cluster or not takes_every_worker(cluster, operation) or cluster.control_planes:
         return None
-    covered = set(lookup(operation).planned(cluster, cluster.workers, MaintenancePlan()).nodes)  # type: ignore[attr-defined]
-    if [w for w in cluster.workers if w not in covered]:
-        return None
-    return (f"{operation} takes every worker ({', '.join(sorted(covered))}), and the in-cluster load pods must run on a "
-            "node it does not cover (they tolerate no control-plane taint): add a worker, or use the host-port path "
-            "(a kind cluster on this host with port mappings, --provider kind)")
+    return (f"{operation} takes every worker ({', '.join(sorted(cluster.workers))}) and the cluster shows no "
+            "control-plane node, so the in-cluster load pods have no node the drill leaves alone: add a worker, "
+            "or use the host-port path (a kind cluster on this host with port mappings, --provider kind)")
 
 
 def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
@@ -324,7 +327,8 @@ def run_maintenance(cluster: Cluster, deployed: Deployed, operation: str,
         runner = InClusterTraffic(cluster, [deployed.service_url], recorder=rec, path=deployed.spec.health_path,
                                   rate=load.rate, users=load.users, run_time=load.max_s, workers=load.workers,
                                   avoid_nodes=op.nodes, image=load.image, purpose=f"load-drain-{operation}",
-                                  keep_alive=load.keep_alive)
+                                  keep_alive=load.keep_alive,
+                                  control_plane_ok=takes_every_worker(cluster, operation))
     else:
         assert deployed.node_port is not None
         url = f"http://127.0.0.1:{cluster.host_port(deployed.node_port, cluster.control_planes[0])}"

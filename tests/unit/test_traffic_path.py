@@ -5,6 +5,7 @@ error naming the fix. Pure or against local fakes: no Docker, no cluster."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from kubedrill.check.verdict import Status, Verdict
 from kubedrill.cluster.access import AccessDenied, Right, missing_rights, require_namespace_rights
 from kubedrill.cluster.existing import AttachError, ClusterUnreachable, attach
 from kubedrill.cluster.handle import Cluster, NodeAccessUnavailable
+from kubedrill.load import incluster_spec as spec
 from kubedrill.load.path import InClusterTraffic, choose
 from kubedrill.record import Event, Operation, Recorder, Window
 from kubedrill.scenarios.drain import no_room_for_load, unavailable
@@ -130,12 +132,27 @@ def test_reboot_is_unavailable_without_node_access_and_cordon_is_not() -> None:
     assert unavailable(kind_cluster(), "reboot") is None
 
 
-def test_in_cluster_load_needs_a_worker_the_operation_leaves_alone() -> None:
+def test_in_cluster_load_needs_a_node_the_operation_leaves_alone() -> None:
     generic = kind_cluster().as_generic()
     assert no_room_for_load(generic, "drain") is None
-    why = no_room_for_load(generic, "rolling-drain")
-    assert why is not None and "takes every worker" in why and "--provider kind" in why
+    assert no_room_for_load(generic, "rolling-drain") is None  # the control plane is left
+    managed = dataclasses.replace(generic, nodes={"control-plane": [], "worker": NODES["worker"]})
+    why = no_room_for_load(managed, "rolling-drain")
+    assert why is not None and "takes every worker" in why and "no control-plane node" in why and "--provider kind" in why
     assert no_room_for_load(kind_cluster(), "rolling-drain") is None  # host-port path: no load pods
+
+
+def test_load_pods_tolerate_the_control_plane_only_when_asked() -> None:
+    shape = spec.LoadShape(url="http://s.ns.svc.cluster.local:80", path="/", users=2, rate=10.0, run_time=30.0,
+                           workers=2, request_timeout=5.0, keep_alive=True)
+    for ok in (False, True):
+        pods = [d["spec"] if d["kind"] == "Pod" else d["spec"]["template"]["spec"]
+                for d in spec.render(shape, "img:1", "r1", avoid_nodes=["kd-worker"], control_plane_ok=ok)
+                if d["kind"] in ("Pod", "Deployment")]
+        assert len(pods) == 2
+        for p in pods:
+            assert (p.get("tolerations") == [spec.CONTROL_PLANE_TOLERATION]) is ok
+            assert p["affinity"]["nodeAffinity"]  # still kept off the drilled nodes
 
 
 # -- load gaps: the load's failure, never the app's -----------------------------------------------
