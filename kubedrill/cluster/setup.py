@@ -134,7 +134,7 @@ def locust_image_tag() -> str:
 
 def build_locust_image() -> str:
     """The in-cluster load image (kubedrill.load.incluster), built offline if missing; cached by recipe hash."""
-    return _stream(["bash", str(LOCUST_RECIPE)], "building the in-cluster locust image (cold: ~3-5 min)", timeout=1800)
+    return _stream(["bash", str(LOCUST_RECIPE)], "the in-cluster locust image: from the cache, else built (cold: ~3-5 min)", timeout=1800)
 
 
 def choose_node_image(version: str | None = None, override: str | None = None, allow_pull: bool | None = None) -> NodeImage:
