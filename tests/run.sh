@@ -129,7 +129,7 @@ fi
 
 # Interrupted runs: real SIGINT / SIGTERM / SIGKILL sent to child runs at the point where they broke a
 # cluster that outlives them; the end state is checked. `tox -e meta -- tests/meta/test_interrupt_meta.py`.
-if fits "the interruption meta-tests" 720 "tox -e meta -- tests/meta/test_interrupt_meta.py"; then
+if fits "the interruption meta-tests" 480 "tox -e meta -- tests/meta/test_interrupt_meta.py"; then
   step "interrupted runs: meta-tests with real signals"
   if ! .tox/kd/bin/python -m pytest -p no:cacheprovider --junitxml="$ROOT/reports/ci/interrupt.xml" \
       tests/meta/test_interrupt_meta.py; then
