@@ -92,6 +92,10 @@ class Child:
             time.sleep(0.2)
         pytest.fail(f"the child run did not print {text!r} within {timeout:.0f}s; its output ends:\n{self.tail()}")
 
+    def wait_for_name(self, marker: str, timeout: float = REACH_S) -> str:
+        """The word right after `marker` in the first line containing it (a node, a namespace, a cluster)."""
+        return self.wait_for(marker, timeout).split(marker, 1)[1].split(" ", 1)[0]
+
     def signal(self, sig: signal.Signals, group: bool) -> None:
         if group:
             os.killpg(self.proc.pid, sig)
@@ -122,12 +126,25 @@ class Child:
         return json.loads(path.read_text())
 
 
+class Children(list):
+    """The children of one test; `start` makes one and registers it for the teardown."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__()
+        self.tmp_path = tmp_path
+
+    def start(self, name: str, *args: str) -> Child:
+        child = Child(list(args), self.tmp_path / name)
+        self.append(child)
+        return child
+
+
 @pytest.fixture
-def child_runs(tmp_path: Path) -> Iterator[list[Child]]:
+def child_runs(tmp_path: Path) -> Iterator[Children]:
     """Every child started by a test. A child still running at teardown (the test failed on the
     way) is killed with its group, and the kind clusters and etcd containers it may have made are
     swept as the next run would (the session's own cluster, and all in it, is deleted at its end)."""
-    children: list[Child] = []
+    children = Children(tmp_path)
     yield children
     killed = [c for c in children if c.proc.poll() is None]
     for c in killed:
@@ -211,12 +228,10 @@ def assert_reported(child: Child, code: int, disruption: str) -> None:
     assert "the heal FAILED" not in text, f"a heal failed: {text[:3000]}"
 
 
-def test_drain_cut_by_ctrl_c_uncordons(cluster: Cluster, child_runs: list[Child], tmp_path: Path) -> None:
-    child = Child(["suites/drain/test_drain.py::test_node_maintenance[sample-graceful/drain]", *_attached(cluster)],
-                  tmp_path / "drain")
-    child_runs.append(child)
-    line = child.wait_for("drain: kubectl drain ")
-    node = line.split("kubectl drain ", 1)[1].split(" ", 1)[0]
+def test_drain_cut_by_ctrl_c_uncordons(cluster: Cluster, child_runs: Children, tmp_path: Path) -> None:
+    child = child_runs.start("drain",
+                              "suites/drain/test_drain.py::test_node_maintenance[sample-graceful/drain]", *_attached(cluster))
+    node = child.wait_for_name("drain: kubectl drain ")
     # kubectl cordons first, then evicts (the sample app takes ~13 s to leave): signal in between.
     until(f"kubectl drain to cordon {node}", lambda: (bool(cluster.core().read_node(node).spec.unschedulable),
                                                       "not cordoned yet"), timeout=60, interval=0.2)
@@ -225,13 +240,11 @@ def test_drain_cut_by_ctrl_c_uncordons(cluster: Cluster, child_runs: list[Child]
     assert_healed(cluster, child, "drain/sigint")
 
 
-def test_reboot_cut_by_sigterm_starts_the_node_again(cluster: Cluster, child_runs: list[Child],
+def test_reboot_cut_by_sigterm_starts_the_node_again(cluster: Cluster, child_runs: Children,
                                                      tmp_path: Path) -> None:
-    child = Child(["suites/drain/test_drain.py::test_node_maintenance[sample-graceful/reboot]", *_attached(cluster)],
-                  tmp_path / "reboot")
-    child_runs.append(child)
-    line = child.wait_for("reboot: stopping node ")
-    node = line.split("stopping node ", 1)[1].split(" ", 1)[0]
+    child = child_runs.start("reboot",
+                              "suites/drain/test_drain.py::test_node_maintenance[sample-graceful/reboot]", *_attached(cluster))
+    node = child.wait_for_name("reboot: stopping node ")
     started = _started(node)
     child.wait_for(f"reboot: node {node} is down")
     state = _container_states([node])[node]
@@ -242,12 +255,10 @@ def test_reboot_cut_by_sigterm_starts_the_node_again(cluster: Cluster, child_run
     assert _started(node) != started, f"node container {node} never restarted: the case proved nothing"
 
 
-def test_node_freeze_cut_by_sigterm_thaws_the_node(cluster: Cluster, child_runs: list[Child], tmp_path: Path) -> None:
-    child = Child(["suites/node_loss/test_node_loss.py::test_node_loss[node-freeze/deployment-short-toleration]",
-                   *_attached(cluster)], tmp_path / "freeze")
-    child_runs.append(child)
-    line = child.wait_for("disruption applied: node-freeze of ")
-    node = line.split("node-freeze of ", 1)[1].split(" ", 1)[0]
+def test_node_freeze_cut_by_sigterm_thaws_the_node(cluster: Cluster, child_runs: Children, tmp_path: Path) -> None:
+    child = child_runs.start("freeze",
+                              "suites/node_loss/test_node_loss.py::test_node_loss[node-freeze/deployment-short-toleration]", *_attached(cluster))
+    node = child.wait_for_name("disruption applied: node-freeze of ")
     state = _container_states([node])[node]
     assert state == "paused paused=true", f"node container {node} should be paused when the signal is sent: {state}"
     child.signal(signal.SIGTERM, group=False)
@@ -255,11 +266,10 @@ def test_node_freeze_cut_by_sigterm_thaws_the_node(cluster: Cluster, child_runs:
     assert_healed(cluster, child, "node-freeze/sigterm")
 
 
-def test_restore_cut_by_ctrl_c_puts_the_manifests_back(cluster: Cluster, child_runs: list[Child],
+def test_restore_cut_by_ctrl_c_puts_the_manifests_back(cluster: Cluster, child_runs: Children,
                                                        tmp_path: Path) -> None:
-    child = Child(["suites/cluster_etcd/test_backup_restore.py::test_restore_runs_as_the_runbook_says",
-                   *_attached(cluster)], tmp_path / "restore")
-    child_runs.append(child)
+    child = child_runs.start("restore",
+                              "suites/cluster_etcd/test_backup_restore.py::test_restore_runs_as_the_runbook_says", *_attached(cluster))
     child.wait_for(": stop-etcd ...")  # the API servers' manifests are moved away by now
     cp = cluster.control_planes[0]
     off = cluster.node_exec(cp, "ls", ke.MANIFESTS_OFF, check=False, timeout=30).stdout.split()
@@ -271,19 +281,17 @@ def test_restore_cut_by_ctrl_c_puts_the_manifests_back(cluster: Cluster, child_r
     assert_healed(cluster, child, "restore/sigint")
 
 
-def test_killed_run_namespace_is_swept_by_the_next_run(cluster: Cluster, child_runs: list[Child],
+def test_killed_run_namespace_is_swept_by_the_next_run(cluster: Cluster, child_runs: Children,
                                                        tmp_path: Path) -> None:
-    child = Child(["suites/smoke/test_smoke.py::test_app_answers_through_service_from_host", *_attached(cluster)],
-                  tmp_path / "killed")
-    child_runs.append(child)
+    child = child_runs.start("killed",
+                              "suites/smoke/test_smoke.py::test_app_answers_through_service_from_host", *_attached(cluster))
     line = child.wait_for("smoke: Deployment ")
     ns = line.split("Deployment ", 1)[1].split("/", 1)[0]
     child.signal(signal.SIGKILL, group=True)
     child.finish(60)
     assert cluster.core().read_namespace(ns).metadata.deletion_timestamp is None, (
         f"namespace {ns} should still be there after SIGKILL: the case would prove nothing")
-    nxt = Child(["suites/smoke/test_smoke.py::test_all_nodes_ready", *_attached(cluster)], tmp_path / "next")
-    child_runs.append(nxt)
+    nxt = child_runs.start("next", "suites/smoke/test_smoke.py::test_all_nodes_ready", *_attached(cluster))
     code = nxt.finish()
     assert code == 0, f"the next run failed ({code}):\n{nxt.tail()}"
     assert any("left by kubedrill runs that were killed" in ln and ns in ln for ln in nxt.lines), (
@@ -291,14 +299,11 @@ def test_killed_run_namespace_is_swept_by_the_next_run(cluster: Cluster, child_r
     assert_healed(cluster, nxt, "namespace/sigkill")
 
 
-def test_killed_run_kind_cluster_is_swept(child_runs: list[Child], tmp_path: Path) -> None:
+def test_killed_run_kind_cluster_is_swept(child_runs: Children, tmp_path: Path) -> None:
     from kubedrill.cluster import kind
 
-    child = Child(["suites/smoke/test_smoke.py::test_all_nodes_ready", "--cluster-config", "single"],
-                  tmp_path / "kind")
-    child_runs.append(child)
-    line = child.wait_for("creating kind cluster ")
-    name = line.split("creating kind cluster ", 1)[1].split(" ", 1)[0]
+    child = child_runs.start("kind", "suites/smoke/test_smoke.py::test_all_nodes_ready", "--cluster-config", "single")
+    name = child.wait_for_name("creating kind cluster ")
     child.wait_for(f"cluster {name} created")
     child.signal(signal.SIGKILL, group=True)
     child.finish(60)
@@ -310,13 +315,12 @@ def test_killed_run_kind_cluster_is_swept(child_runs: list[Child], tmp_path: Pat
     assert not left, f"containers of {name} are left: {left}"
 
 
-def test_killed_run_etcd_containers_are_swept(child_runs: list[Child], tmp_path: Path) -> None:
+def test_killed_run_etcd_containers_are_swept(child_runs: Children, tmp_path: Path) -> None:
     import docker
 
     from kubedrill.etcd.cluster import COMPONENT, LABEL_COMPONENT, LABEL_OWNER, sweep
 
-    child = Child(["suites/etcd/test_snapshot.py"], tmp_path / "etcd")
-    child_runs.append(child)
+    child = child_runs.start("etcd", "suites/etcd/test_snapshot.py")
     dc = docker.from_env()
     owner = {"label": [f"{LABEL_COMPONENT}={COMPONENT}", f"{LABEL_OWNER}={child.proc.pid}"]}
 
