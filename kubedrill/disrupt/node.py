@@ -25,6 +25,7 @@ from kubedrill.cluster.progress import say
 from kubedrill.cluster.states import node_state, pod_state
 from kubedrill.cluster.waits import WaitTimeout, until
 from kubedrill.disrupt.base import REGISTRY, Disruption, DisruptionError, register
+from kubedrill.disrupt.control_plane import container_state
 from kubedrill.record import Recorder
 from kubedrill.record.cluster import NodeState, PodState, Snapshot
 from kubedrill.record.drain_log import DrainLog, parse_drain_output
@@ -276,12 +277,6 @@ def _started_at(node: str) -> str:
     return p.stdout.strip()
 
 
-def _running(node: str) -> bool:
-    p = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", node], capture_output=True, text=True,
-                       timeout=30, check=False)
-    return p.stdout.strip() == "true"
-
-
 def _lease_renewed_after(cluster: Cluster, node: str, wall: float) -> bool:
     """The node's kubelet renewed its Lease after `wall` (Unix seconds): it is running again."""
     from kubernetes import client
@@ -364,7 +359,7 @@ class RebootNode(DrainNode):
         container runs and the node is Ready."""
         if self.cluster.provider == "kind" and self.passes:
             def back() -> tuple[bool, str]:
-                if not _running(self.node):
+                if container_state(self.node) != "running":
                     subprocess.run(["docker", "start", self.node], capture_output=True, timeout=120, check=False)
                     return False, f"node container {self.node} was not running; started it"
                 ready = _read_node(self.cluster, self.node).ready
