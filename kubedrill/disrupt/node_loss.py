@@ -19,7 +19,6 @@ into KeyboardInterrupt).
 from __future__ import annotations
 
 import atexit
-import subprocess
 import time
 from datetime import timezone
 
@@ -27,19 +26,13 @@ from kubedrill.cluster.handle import Cluster, run
 from kubedrill.cluster.states import node_state
 from kubedrill.cluster.waits import until
 from kubedrill.disrupt.base import REGISTRY, Disruption, DisruptionError, register
+from kubedrill.disrupt.control_plane import container_state
 from kubedrill.disrupt.node import all_nodes_in_service
 
 LEASE_RENEW_S = 10.0  # the kubelet renews its node Lease every leaseDurationSeconds/4 = 10 s
 API_PORT = 6443
 RULE_COMMENT = "kubedrill-node-partition"
 LOST: dict[str, "NodeLoss"] = {}  # node -> the disruption holding it, until its heal succeeded
-
-
-def container_state(node: str) -> str:
-    """The kind node container's state: running, paused, exited, ... ("" if it does not exist)."""
-    p = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", node], capture_output=True, text=True,
-                       timeout=30)
-    return p.stdout.strip() if p.returncode == 0 else ""
 
 
 def lease_renewed_wall(cluster: Cluster, node: str) -> float | None:

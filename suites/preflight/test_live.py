@@ -7,7 +7,6 @@ evicted (dry-run); the test's own namespace is created and deleted.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any, Iterator
 
@@ -17,6 +16,7 @@ from kubedrill.check import preflight as P
 from kubedrill.check.verdict import Verdict
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.paths import versions
+from kubedrill.cluster.waits import until
 from kubedrill.preflight import live
 from kubedrill.record.versions import Version
 from kubedrill.report.model import TestResult
@@ -24,47 +24,42 @@ from kubedrill.report.model import TestResult
 pytestmark = [pytest.mark.needs_docker, pytest.mark.conformance]
 
 
-def _objects(ns: str) -> str:
+def _app(ns: str, app: str, budget: str) -> str:
+    """Two pause pods and a PDB with `budget` (a minAvailable or maxUnavailable line)."""
     pause = f"registry.k8s.io/pause:{versions().get('PAUSE_VERSION', '3.10')}"
     return f"""
 apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: pinned, namespace: {ns}}}
+metadata: {{name: {app}, namespace: {ns}}}
 spec:
   replicas: 2
-  selector: {{matchLabels: {{app: pinned}}}}
+  selector: {{matchLabels: {{app: {app}}}}}
   template:
-    metadata: {{labels: {{app: pinned}}}}
+    metadata: {{labels: {{app: {app}}}}}
     spec:
       terminationGracePeriodSeconds: 1
       containers: [{{name: pause, image: {pause}, imagePullPolicy: IfNotPresent}}]
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
-metadata: {{name: pinned-pdb, namespace: {ns}}}
+metadata: {{name: {app}-pdb, namespace: {ns}}}
 spec:
-  minAvailable: 2
-  selector: {{matchLabels: {{app: pinned}}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: free, namespace: {ns}}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: free}}}}
-  template:
-    metadata: {{labels: {{app: free}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers: [{{name: pause, image: {pause}, imagePullPolicy: IfNotPresent}}]
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {{name: free-pdb, namespace: {ns}}}
-spec:
-  maxUnavailable: 1
-  selector: {{matchLabels: {{app: free}}}}
+  {budget}
+  selector: {{matchLabels: {{app: {app}}}}}
 """
+
+
+def _objects(ns: str) -> str:
+    """`pinned`: its PDB allows no eviction (minAvailable = replicas); `free`: one may go."""
+    return _app(ns, "pinned", "minAvailable: 2") + "---" + _app(ns, "free", "maxUnavailable: 1")
+
+
+def _pdbs_computed(cluster: Cluster, ns: str) -> tuple[bool, str]:
+    """Both PDBs' status written by the disruption controller for their current generation."""
+    pdbs = json.loads(cluster.kubectl("get", "pdb", "-n", ns, "-o", "json").stdout)["items"]
+    done = len(pdbs) == 2 and all((p.get("status") or {}).get("observedGeneration") == p["metadata"]["generation"]
+                                  and p["status"].get("currentHealthy") == 2 for p in pdbs)
+    return done, f"PDB status: {[p.get('status') for p in pdbs]}"
 
 
 @pytest.fixture
@@ -75,15 +70,8 @@ def pinned_namespace(cluster: Cluster) -> Iterator[str]:
         cluster.kubectl("apply", "-f", "-", input=_objects(ns))
         cluster.kubectl("rollout", "status", "-n", ns, "deployment/pinned", "deployment/free", "--timeout=180s",
                         timeout=200)
-        deadline = time.monotonic() + 60
-        while True:  # the disruption controller must have computed both PDBs' status
-            pdbs = json.loads(cluster.kubectl("get", "pdb", "-n", ns, "-o", "json").stdout)["items"]
-            if len(pdbs) == 2 and all((p.get("status") or {}).get("observedGeneration") == p["metadata"]["generation"]
-                                      and (p["status"].get("currentHealthy") == 2) for p in pdbs):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"PDB status not computed within 60s: {[p.get('status') for p in pdbs]}")
-            time.sleep(1)
+        until(f"the disruption controller to compute both PDBs' status in {ns}", lambda: _pdbs_computed(cluster, ns),
+              timeout=60, interval=1, hint=f"kubectl get pdb -n {ns} -o yaml; is kube-controller-manager running?")
         yield ns
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -27,9 +27,11 @@ from typing import Any, Callable, Iterable
 import pytest
 
 from fixtures.cluster import api_only, locust_image
-from kubedrill.check.verdict import Status, combine
+from fixtures.meta import expect_verdict
+from kubedrill.check.verdict import combine
 from kubedrill.cluster.handle import Cluster
 from kubedrill.config import RunConfig
+from kubedrill.load.path import choose
 from kubedrill.scenarios.drain import (
     LoadPlan,
     MaintenanceExpectations,
@@ -38,7 +40,6 @@ from kubedrill.scenarios.drain import (
     maintenance_sample,
     run_maintenance,
 )
-from kubedrill.load.path import choose
 from kubedrill.workload.deploy import deployed
 
 pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.disruptive, pytest.mark.slow]
@@ -120,11 +121,4 @@ def test_drain_verdict(case: str, provider: str, cluster: Cluster, sample_image:
     assert not left, f"{case}: locust processes left running after the scenario: {left}"
     expect = MaintenanceExpectations(slo=1.0, min_load_rps=kd_config.slo.min_load_rps)
     verdict = combine(f"drain/{OPERATION}", judge(record, expect))
-    if not phrases:
-        assert verdict.passed, f"{case}: the scenario should pass on a sane workload; it says:\n{verdict}"
-        return
-    assert verdict.status is Status.FAIL, f"{case}: the scenario should fail; it says:\n{verdict}"
-    missing = [p for p in phrases if p not in str(verdict)]
-    assert not missing, f"{case}: the failure does not say {missing}; it says:\n{str(verdict)[:3000]}"
-    wrong = [p for p in WRONG.get(case, []) if p in str(verdict)]
-    assert not wrong, f"{case}: the failure names a wrong cause ({wrong}); it says:\n{str(verdict)[:3000]}"
+    expect_verdict(case, verdict, phrases, WRONG.get(case, []))

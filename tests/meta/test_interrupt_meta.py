@@ -13,6 +13,13 @@ signalled at the moment its progress lines say the cluster is broken:
   freeze/sigterm     a worker's node container paused, a hung node ("disruption applied: node-freeze")
   restore/sigint     the API server's static-pod manifest moved away, etcd being stopped for the
                      restore ("etcd-restore ...: stop-etcd ...")
+  partition/sigint   a standalone etcd cluster cut in two by iptables DROP rules in the members'
+                     network namespaces ("disruption applied: etcd-partition"); the run deletes
+                     the etcd cluster it made, so nothing of it may be left
+  upgrade/sigint     mid-upgrade: the control plane upgraded, the first worker drained and its
+                     `kubeadm upgrade node` running ("<worker>: kubeadm-node ..."), on a cluster at
+                     the upgrade's source version made by this test (not in CI's kind segment: it
+                     upgrades a control plane first, ~10 min; `tox -e meta -- tests/meta/test_interrupt_meta.py`)
   namespace/sigkill  the runner killed with its workload deployed; the next run on the cluster
                      removes the namespace (labelled with the dead owner)
   kind/sigkill       the runner killed right after creating its own kind cluster; the next
@@ -20,7 +27,7 @@ signalled at the moment its progress lines say the cluster is broken:
   etcd/sigkill       the runner killed with its standalone etcd containers running; the next
                      run's sweeper removes the containers and networks
 
-After each child: no node cordoned, every node container running and not paused, no manifest left
+After each child on the kind cluster: no node cordoned, every node container running and not paused, no manifest left
 in the moved-away directory, the API server ready and every node Ready, no kubedrill namespace
 left that is not already being deleted; and for SIGINT / SIGTERM the child's results.json says the
 run was interrupted, where, and that the disruption was healed.
@@ -40,9 +47,11 @@ from typing import Iterator
 
 import pytest
 
+from fixtures.cluster import VersionedClusters
 from kubedrill.cluster import kubeadm_etcd as ke
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.namespaces import PART_OF
+from kubedrill.cluster.paths import versions
 from kubedrill.cluster.waits import until
 from kubedrill.report.meta import REPO_ROOT
 
@@ -228,6 +237,16 @@ def assert_reported(child: Child, code: int, disruption: str) -> None:
     assert "the heal FAILED" not in text, f"a heal failed: {text[:3000]}"
 
 
+def cut_short(cluster: Cluster | None, child: Child, sig: signal.Signals, group: bool, disruption: str,
+              case: str) -> None:
+    """Send the signal, then require the child's report to name the cut-short disruption and its heal,
+    and (for a kind cluster that outlives the child) the cluster to be whole again."""
+    child.signal(sig, group=group)
+    assert_reported(child, child.finish(), disruption)
+    if cluster is not None:
+        assert_healed(cluster, child, case)
+
+
 def test_drain_cut_by_ctrl_c_uncordons(cluster: Cluster, child_runs: Children, tmp_path: Path) -> None:
     child = child_runs.start("drain",
                               "suites/drain/test_drain.py::test_node_maintenance[sample-graceful/drain]", *_attached(cluster))
@@ -235,9 +254,7 @@ def test_drain_cut_by_ctrl_c_uncordons(cluster: Cluster, child_runs: Children, t
     # kubectl cordons first, then evicts (the sample app takes ~13 s to leave): signal in between.
     until(f"kubectl drain to cordon {node}", lambda: (bool(cluster.core().read_node(node).spec.unschedulable),
                                                       "not cordoned yet"), timeout=60, interval=0.2)
-    child.signal(signal.SIGINT, group=True)
-    assert_reported(child, child.finish(), "drain of")
-    assert_healed(cluster, child, "drain/sigint")
+    cut_short(cluster, child, signal.SIGINT, True, "drain of", "drain/sigint")
 
 
 def test_reboot_cut_by_sigterm_starts_the_node_again(cluster: Cluster, child_runs: Children,
@@ -249,9 +266,7 @@ def test_reboot_cut_by_sigterm_starts_the_node_again(cluster: Cluster, child_run
     child.wait_for(f"reboot: node {node} is down")
     state = _container_states([node])[node]
     assert state.startswith("exited"), f"node container {node} should be stopped when the signal is sent: {state}"
-    child.signal(signal.SIGTERM, group=False)
-    assert_reported(child, child.finish(), "reboot of")
-    assert_healed(cluster, child, "reboot/sigterm")
+    cut_short(cluster, child, signal.SIGTERM, False, "reboot of", "reboot/sigterm")
     assert _started(node) != started, f"node container {node} never restarted: the case proved nothing"
 
 
@@ -261,9 +276,7 @@ def test_node_freeze_cut_by_sigterm_thaws_the_node(cluster: Cluster, child_runs:
     node = child.wait_for_name("disruption applied: node-freeze of ")
     state = _container_states([node])[node]
     assert state == "paused paused=true", f"node container {node} should be paused when the signal is sent: {state}"
-    child.signal(signal.SIGTERM, group=False)
-    assert_reported(child, child.finish(), "node-freeze of")
-    assert_healed(cluster, child, "node-freeze/sigterm")
+    cut_short(cluster, child, signal.SIGTERM, False, "node-freeze of", "node-freeze/sigterm")
 
 
 def test_restore_cut_by_ctrl_c_puts_the_manifests_back(cluster: Cluster, child_runs: Children,
@@ -276,9 +289,7 @@ def test_restore_cut_by_ctrl_c_puts_the_manifests_back(cluster: Cluster, child_r
     assert "kube-apiserver.yaml" in off, (
         f"the API server's manifest should be moved away when the signal is sent, {ke.MANIFESTS_OFF} holds {off}: "
         "the case would prove nothing")
-    child.signal(signal.SIGINT, group=True)
-    assert_reported(child, child.finish(), "etcd-restore")
-    assert_healed(cluster, child, "restore/sigint")
+    cut_short(cluster, child, signal.SIGINT, True, "etcd-restore", "restore/sigint")
 
 
 def test_killed_run_namespace_is_swept_by_the_next_run(cluster: Cluster, child_runs: Children,
@@ -337,3 +348,51 @@ def test_killed_run_etcd_containers_are_swept(child_runs: Children, tmp_path: Pa
     sweep(dead_owners_only=True)
     assert not dc.containers.list(all=True, filters=owner), "the sweeper left the killed run's etcd containers"
     assert not dc.networks.list(filters={"label": owner["label"]}), "the sweeper left the killed run's networks"
+
+
+def test_etcd_partition_cut_by_ctrl_c_heals_and_removes_the_cluster(child_runs: Children, tmp_path: Path) -> None:
+    import docker
+
+    from kubedrill.disrupt.etcd_faults import CHAIN_OUT, _ns_iptables
+    from kubedrill.etcd.cluster import COMPONENT, LABEL_COMPONENT, LABEL_OWNER
+
+    child = child_runs.start("partition", "suites/etcd/test_partition.py::test_partition[size-3/partition-2-1]")
+    child.wait_for("disruption applied: etcd-partition of ")
+    dc = docker.from_env()
+    owner = {"label": [f"{LABEL_COMPONENT}={COMPONENT}", f"{LABEL_OWNER}={child.proc.pid}"]}
+    members = dc.containers.list(filters={**owner, "status": "running"})
+    cut = [m.name for m in members if _ns_iptables(int(m.attrs["State"]["Pid"]), "-S", CHAIN_OUT).returncode == 0]
+    assert cut, (f"no member of the child's etcd cluster ({[m.name for m in members]}) has the {CHAIN_OUT} "
+                 "chain when the signal is sent: the case would prove nothing")
+    cut_short(None, child, signal.SIGINT, True, "etcd-partition of", "partition/sigint")
+    left = [c.name for c in dc.containers.list(all=True, filters=owner)]
+    assert not left, f"the interrupted run left its etcd containers: {left}\nits output ends:\n{child.tail()}"
+    nets = [n.name for n in dc.networks.list(filters={"label": owner["label"]})]
+    assert not nets, f"the interrupted run left its etcd networks: {nets}"
+
+
+UPGRADE_FROM = versions()["K8S_UPGRADE_FROM"]
+
+
+@pytest.fixture
+def upgrade_source_cluster(versioned_cluster_factory: VersionedClusters) -> Iterator[Cluster]:
+    """A three-node kind cluster at the upgrade's source version, made here so that it outlives the child."""
+    deferred = os.environ.get("KUBEDRILL_DEFER_UPGRADE", "")
+    if deferred not in ("", "0"):
+        pytest.skip(f"DEFERRED by KUBEDRILL_DEFER_UPGRADE ({deferred}): the case needs the {UPGRADE_FROM} node image")
+    cluster = versioned_cluster_factory("three-node", UPGRADE_FROM, "interrupt-upgrade")
+    yield cluster
+    versioned_cluster_factory.discard(cluster)
+
+
+def test_upgrade_cut_by_ctrl_c_mid_worker_uncordons(upgrade_source_cluster: Cluster, child_runs: Children,
+                                                    tmp_path: Path) -> None:
+    cluster = upgrade_source_cluster
+    child = child_runs.start("upgrade", "suites/upgrade/test_upgrade.py::test_never_more_than_one_node_out",
+                             *_attached(cluster))
+    line = child.wait_for(": kubeadm-node ...", timeout=REACH_S + 900)  # the control plane is upgraded first
+    node = line.split("]", 1)[-1].strip().split(":", 1)[0]  # "[kubedrill  331.3s]   <node>: kubeadm-node ..."
+    assert node in cluster.workers, f"expected a worker's kubeadm-node step, read node {node!r} from {line!r}"
+    assert cluster.core().read_node(node).spec.unschedulable, (
+        f"{node} should be cordoned (drained) when the signal is sent: the case would prove nothing")
+    cut_short(cluster, child, signal.SIGINT, True, f"upgrade-node/{node}", "upgrade/sigint")

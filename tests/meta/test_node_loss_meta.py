@@ -23,10 +23,16 @@ from typing import Any
 
 import pytest
 
-from kubedrill.check.verdict import Status, combine
+from fixtures.meta import expect_verdict
+from kubedrill.check.verdict import combine
 from kubedrill.cluster.handle import Cluster
 from kubedrill.scenarios.drain import LoadPlan
-from kubedrill.scenarios.node_loss import NodeLossExpectations, judge, node_loss_sample, run_node_loss
+from kubedrill.scenarios.node_loss import (
+    NodeLossExpectations,
+    judge,
+    node_loss_sample,
+    run_node_loss,
+)
 from kubedrill.workload.deploy import deployed
 
 pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.disruptive, pytest.mark.slow]
@@ -66,11 +72,4 @@ def test_node_loss_verdict(case: str, node_loss_cluster: Cluster, sample_image: 
         assert recovery.passed, f"{case}: the out-of-service recovery should start the replacement: {recovery}"
         for phrase in ("replaced on", "emptyDir data: its data stayed on", "the replacement started with an empty one"):
             assert phrase in recovery.reason, f"{case}: the recovery does not report {phrase!r}: {recovery}"
-    if not phrases:
-        assert verdict.passed, f"{case}: the scenario should pass on a sane workload; it says:\n{verdict}"
-        return
-    assert verdict.status is Status.FAIL, f"{case}: the scenario should fail; it says:\n{verdict}"
-    missing = [p for p in phrases if p not in str(verdict)]
-    assert not missing, f"{case}: the failure does not say {missing}; it says:\n{str(verdict)[:3000]}"
-    wrong = [p for p in WRONG.get(case, []) if p in str(verdict)]
-    assert not wrong, f"{case}: the failure names a wrong cause ({wrong}); it says:\n{str(verdict)[:3000]}"
+    expect_verdict(case, verdict, phrases, WRONG.get(case, []))
