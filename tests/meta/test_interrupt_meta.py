@@ -61,6 +61,14 @@ REACH_S = 600  # from start to the signalled point: attach, images, deploy, load
 EXIT_S = 600  # from the signal to the child's exit: heal, teardown, report
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """Give the child SIGINT's default disposition, as a shell in a terminal does. A runner started
+    with `&` from a non-interactive shell (as CI scripts often are) inherits SIGINT *ignored*, and
+    Python then never turns it into KeyboardInterrupt: the Ctrl-C cases would signal a run that
+    cannot hear it (seen in a cold `.ci/run` started in the background)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Child:
     """A kubedrill pytest run in its own process group, its output (stdout and stderr) read line by line."""
 
@@ -72,7 +80,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--reports-dir", str(reports), *args],
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True)
+            text=True, start_new_session=True, preexec_fn=_sigint_as_in_a_terminal)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
