@@ -7,15 +7,24 @@ left in a cluster that outlived it.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Iterable
-
-import yaml
 
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.namespaces import (OWNER, PART_OF, RUN_ID, create_namespace, delete_namespace,  # noqa: F401
                                           owner_label, sweep_namespaces, unique_namespace)
 from kubedrill.cluster.waits import until
+
+
+def kubectl_input(docs: Iterable[dict[str, Any]]) -> str:
+    """Objects as kubectl's stdin: one JSON document each, `---` between them.
+
+    Why not YAML: PyYAML and kubectl disagree on which bare scalars are numbers. PyYAML writes
+    "12e45" (a six-hex tag, a run id) or "1e3" (a user's label value) unquoted, since to it they
+    are strings; kubectl's YAML reader takes them as floats and refuses the object ("cannot
+    unmarshal number into ... labels of type string"). JSON quotes every string, and is YAML."""
+    return "\n---\n".join(json.dumps(d, ensure_ascii=False) for d in docs) + "\n"  # UTF-8, not \\u escapes
 
 
 def apply_docs(cluster: Cluster, docs: Iterable[dict[str, Any]], namespace: str | None = None) -> None:
@@ -24,7 +33,7 @@ def apply_docs(cluster: Cluster, docs: Iterable[dict[str, Any]], namespace: str 
         for d in docs:
             if d.get("kind") not in ("Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"):
                 d.setdefault("metadata", {})["namespace"] = namespace
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs), timeout=120)
+    cluster.kubectl("apply", "-f", "-", input=kubectl_input(docs), timeout=120)
 
 
 def pods_by_node(cluster: Cluster, namespace: str, selector: str) -> dict[str, list[str]]:

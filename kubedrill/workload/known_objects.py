@@ -20,12 +20,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from kubedrill.record.objects import Change, DeploymentSeen, Inventory, inventory, object_key
 from kubedrill.cluster.handle import Cluster
 from kubedrill.cluster.namespaces import OWNER, owner_label
 from kubedrill.cluster.waits import until
+from kubedrill.workload.apply import kubectl_input
 
 LABEL = "kubedrill.io/cluster-etcd"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
@@ -102,7 +101,7 @@ class KnownObjects:
 
     # --- actions -----------------------------------------------------------------------------
     def _apply(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        p = self.cluster.kubectl("apply", "-o", "json", "-f", "-", input=yaml.safe_dump_all(docs), timeout=120)
+        p = self.cluster.kubectl("apply", "-o", "json", "-f", "-", input=kubectl_input(docs), timeout=120)
         out = json.loads(p.stdout)
         return list(out.get("items", [out]))
 
