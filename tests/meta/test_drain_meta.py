@@ -16,6 +16,11 @@ After every case: no node is left cordoned and no locust process of the run is a
 graceful and no-prestop also run on provider generic (ids ending in `/generic`, `-k generic`): the
 same cluster with the Kubernetes API only, so the load runs as locust pods in the cluster, kept off
 the drained node (kubedrill.load.path); same verdicts, for the same reasons.
+
+no-prestop also runs as a rolling drain (every worker in turn; ids `no-prestop/rolling-drain`), on
+both providers: the suite shows the rolling drain passing on the graceful app, this shows it failing,
+for the same reason as one drain. On generic the in-cluster load pods then sit on the control-plane
+node, the one node the drill leaves alone.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from kubedrill.workload.deploy import deployed
 
 pytestmark = [pytest.mark.meta, pytest.mark.needs_docker, pytest.mark.disruptive, pytest.mark.slow]
 
-OPERATION = "drain"
+OPERATION = "drain"  # every case's, but for ROLLING below
 CASES: dict[str, tuple[dict[str, Any], MaintenanceSettings, list[str]]] = {
     # name: (sample app variant, settings, phrases the failed verdict must contain; empty = must pass).
     # "node": PINNED pins the app to the cluster's first worker.
@@ -91,13 +96,19 @@ def _uncordon_all(cluster: Cluster) -> list[str]:
 
 
 GENERIC_CASES = ("graceful", "no-prestop")
-RUNS = [(c, "kind") for c in CASES] + [(c, "generic") for c in GENERIC_CASES]
+ROLLING = "rolling-drain"
+RUNS = ([(c, "kind", OPERATION) for c in CASES] + [(c, "generic", OPERATION) for c in GENERIC_CASES]
+        + [("no-prestop", p, ROLLING) for p in ("kind", "generic")])
 
 
-@pytest.mark.parametrize(("case", "provider"), RUNS, ids=[c + ("/generic" if p == "generic" else "") for c, p in RUNS])
-def test_drain_verdict(case: str, provider: str, cluster: Cluster, sample_image: str, kd_config: RunConfig,
-                       publish_images: Callable[[Iterable[str]], None], request: pytest.FixtureRequest,
-                       tmp_path: Path) -> None:
+def _run_id(case: str, provider: str, operation: str) -> str:
+    return case + ("" if operation == OPERATION else f"/{operation}") + ("/generic" if provider == "generic" else "")
+
+
+@pytest.mark.parametrize(("case", "provider", "operation"), RUNS, ids=[_run_id(*r) for r in RUNS])
+def test_drain_verdict(case: str, provider: str, operation: str, cluster: Cluster, sample_image: str,
+                       kd_config: RunConfig, publish_images: Callable[[Iterable[str]], None],
+                       request: pytest.FixtureRequest, tmp_path: Path) -> None:
     if len(cluster.workers) < 2:
         pytest.skip("the drain scenario needs two workers (pods to move)")
     if provider == "kind" and (cluster.provider != "kind" or not cluster.port_map):
@@ -111,7 +122,7 @@ def test_drain_verdict(case: str, provider: str, cluster: Cluster, sample_image:
     spec = maintenance_sample(sample_image, **variant)
     try:
         with deployed(cluster, spec, purpose=f"drain-meta-{case}", expose_service=not choose(cluster).in_cluster) as d:
-            record = run_maintenance(cluster, d, OPERATION, settings,
+            record = run_maintenance(cluster, d, operation, settings,
                                      LoadPlan(workers=kd_config.load.workers, image=kd_config.load.image),
                                      workdir=tmp_path / "load")
     finally:
@@ -120,5 +131,8 @@ def test_drain_verdict(case: str, provider: str, cluster: Cluster, sample_image:
     left = _locust_left(tmp_path)
     assert not left, f"{case}: locust processes left running after the scenario: {left}"
     expect = MaintenanceExpectations(slo=1.0, min_load_rps=kd_config.slo.min_load_rps)
-    verdict = combine(f"drain/{OPERATION}", judge(record, expect))
-    expect_verdict(case, verdict, phrases, WRONG.get(case, []))
+    verdict = combine(f"drain/{operation}", judge(record, expect))
+    if operation == ROLLING:
+        assert len(record.nodes) == len(cluster.workers), (
+            f"{case}: the rolling drain covered {record.nodes}, not every worker of {cluster.workers}")
+    expect_verdict(_run_id(case, provider, operation), verdict, phrases, WRONG.get(case, []))
