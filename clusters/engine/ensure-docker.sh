@@ -83,7 +83,11 @@ start_dockerd() {
   else
     pkill -x dockerd 2>/dev/null && sleep 2 || true
     say "starting dockerd in the background (log: $LOG)"
-    nohup dockerd >"$LOG" 2>&1 &
+    # In a session of its own, holding none of its starter's descriptors above 2: an inherited lock
+    # or a CI step's pipe would otherwise stay open as long as dockerd runs (seen: a flock held by
+    # the shell that ran the bootstrap stayed taken after that shell had exited).
+    ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+      exec setsid dockerd ) </dev/null >"$LOG" 2>&1 &
   fi
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
   die "dockerd did not answer within 60 s. Last log lines:
