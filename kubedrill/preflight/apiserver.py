@@ -79,7 +79,7 @@ def ensure_built(version: str, timeout: float = 3600, echo: Callable[[str], None
         return hit
     try:
         lines = run_recipe(["bash", str(BUILD_SCRIPT), version],
-                           f"building kube-apiserver {version} for preflight (cold on 2 cores: ~5-10 min)", timeout,
+                           f"building kube-apiserver {version} for preflight (measured cold on 2 cores: ~3.5 min)", timeout,
                            echo=echo)
     except SetupError as exc:
         raise PreflightError(f"building kube-apiserver {version} failed: {exc}") from exc
