@@ -79,8 +79,8 @@ def ensure_built(version: str, timeout: float = 3600, echo: Callable[[str], None
         return hit
     try:
         lines = run_recipe(["bash", str(BUILD_SCRIPT), version],
-                           f"building kube-apiserver {version} for preflight (measured cold on 2 cores: ~3.5 min)", timeout,
-                           echo=echo)
+                           f"building kube-apiserver {version} for preflight (measured cold on 2 cores: ~3.5 min)",
+                           timeout, echo=echo)
     except SetupError as exc:
         raise PreflightError(f"building kube-apiserver {version} failed: {exc}") from exc
     last = next((ln for ln in reversed(lines) if ln.startswith("kube-apiserver=")), "")
